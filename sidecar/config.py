@@ -1,0 +1,243 @@
+"""Configuration: the YAML file of SPEC "Configuration", validated with pydantic.
+
+Every key is optional. Secrets are never inline: providers name the environment variable that
+holds their key. ``REDIS_URL`` and ``DATABASE_URL`` override the file; the standard ``OTEL_*``
+variables configure telemetry export and are read by the OpenTelemetry SDK itself.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Priority = Literal["high", "normal", "batch"]
+PRIORITIES: tuple[Priority, ...] = ("high", "normal", "batch")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names every offending key path."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos far more often than intent: reject them with their path.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+
+
+class Provider(_Strict):
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)
+    max_concurrency: int | None = Field(None, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ModelRoute(_Strict):
+    provider: str
+
+
+class RateLimit(_Strict):
+    requests: int = Field(gt=0)
+    per_s: float = Field(gt=0)
+
+
+class Operation(_Strict):
+    rate_limit: RateLimit | None = None
+    cache_ttl_s: int = Field(0, ge=0)
+    slow_ms: int | None = Field(None, gt=0)
+    fallbacks: list[str] = Field(default_factory=list)
+    priority: Priority = "normal"
+    max_attempts: int = Field(3, ge=1, le=10)
+    deadline_s: float | None = Field(None, gt=0)
+
+
+# The operations every install starts with; a config file overrides them key by key.
+SEED_OPERATIONS: dict[str, dict[str, Any]] = {
+    "chat": {
+        "rate_limit": {"requests": 30, "per_s": 60},
+        "cache_ttl_s": 0,
+        "slow_ms": 5000,
+        "fallbacks": ["gpt-4o", "gpt-4", "gpt-3.5-turbo"],
+    },
+    "image-generation": {
+        "rate_limit": {"requests": 10, "per_s": 60},
+        "cache_ttl_s": 86400,
+        "slow_ms": 15000,
+        "fallbacks": ["dall-e-3:hd", "dall-e-3:standard", "dall-e-2:standard"],
+        "max_attempts": 2,
+    },
+    "evaluation": {
+        "rate_limit": {"requests": 20, "per_s": 60},
+        "cache_ttl_s": 3600,
+        "slow_ms": 3000,
+    },
+    "tool-execution": {"cache_ttl_s": 300, "slow_ms": 2000},
+    "intent": {"cache_ttl_s": 600},
+    "embedding": {"cache_ttl_s": 86400},
+}
+
+
+class Budgets(_Strict):
+    monthly_usd: Decimal = Field(Decimal(50), ge=0)
+    notify_at: float = Field(0.8, gt=0, le=1)
+    enforce: bool = True
+    users: dict[str, Decimal] = Field(default_factory=dict)
+
+
+def _default_waits() -> dict[Priority, int]:
+    return {"high": 30000, "normal": 10000, "batch": 300000}
+
+
+class Admission(_Strict):
+    max_concurrency: int = Field(64, gt=0)
+    max_wait_ms: dict[Priority, int] = Field(default_factory=_default_waits)
+
+
+class Duplicates(_Strict):
+    max: int = Field(0, ge=0)
+    per_s: float = Field(60, gt=0)
+
+
+OutputAction = Literal["redact", "block", "flag", "off"]
+
+
+class Security(_Strict):
+    injection: Literal["block", "flag", "off"] = "block"
+    moderation: Literal["off", "fail_open", "fail_closed"] = "off"
+    duplicates: Duplicates = Field(default_factory=Duplicates)
+    output: OutputAction | dict[str, OutputAction] = "redact"
+
+
+class Admin(_Strict):
+    token_env: str = "SIDECAR_ADMIN_TOKEN"
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env) or None
+
+
+class Alerts(_Strict):
+    webhook_url: str | None = None
+
+
+class Limits(_Strict):
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+
+
+class Settings(_Strict):
+    listen: Listen = Field(default_factory=Listen)
+    providers: dict[str, Provider] = Field(default_factory=lambda: {"openai": Provider()})
+    models: dict[str, ModelRoute] = Field(default_factory=dict)
+    redis_url: str | None = None
+    database_url: str = "sqlite:///sidecar-usage.db"
+    operations: dict[str, Operation] = Field(default_factory=dict)
+    budgets: Budgets = Field(default_factory=Budgets)
+    pricing_file: str | None = None
+    admission: Admission = Field(default_factory=Admission)
+    security: Security = Field(default_factory=Security)
+    admin: Admin = Field(default_factory=Admin)
+    alerts: Alerts = Field(default_factory=Alerts)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("operations", mode="before")
+    @classmethod
+    def _merge_seed(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        merged = {name: dict(seed) for name, seed in SEED_OPERATIONS.items()}
+        for name, overrides in value.items():
+            if isinstance(overrides, dict):
+                merged[name] = {**merged.get(name, {}), **overrides}
+            else:
+                merged[name] = overrides
+        return merged
+
+    @model_validator(mode="after")
+    def _routes_name_providers(self) -> Settings:
+        if not self.providers:
+            raise ValueError("providers: at least one provider is required")
+        for model, route in self.models.items():
+            if route.provider not in self.providers:
+                known = ", ".join(self.providers)
+                raise ValueError(
+                    f"models.{model}.provider: unknown provider {route.provider!r} "
+                    f"(configured: {known})"
+                )
+        return self
+
+    @property
+    def default_provider(self) -> str:
+        return next(iter(self.providers))
+
+    def operation(self, name: str) -> Operation:
+        return self.operations.get(name) or _DEFAULT_OPERATION
+
+
+_DEFAULT_OPERATION = Operation()
+
+
+def load_settings(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> Settings:
+    """Read, merge and validate a config file (``None``: embedded defaults) plus env overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_yaml(Path(path))
+    return settings_from_dict(raw, env=os.environ if env is None else env)
+
+
+def settings_from_dict(raw: dict[str, Any], *, env: Any = None) -> Settings:
+    raw = dict(raw)
+    raw.setdefault("operations", {})
+    env = env or {}
+    if env.get("REDIS_URL"):
+        raw["redis_url"] = env["REDIS_URL"]
+    if env.get("DATABASE_URL"):
+        raw["database_url"] = env["DATABASE_URL"]
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if message.startswith(path + ":"):
+            lines.append(message)
+        else:
+            lines.append(f"{path}: {message}")
+    return "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data

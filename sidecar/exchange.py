@@ -1,0 +1,98 @@
+"""The typed request context every stage reads and writes, and the reply stages return."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from multidict import CIMultiDictProxy
+
+from sidecar.config import Operation, Priority, Provider
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    images: int = 0
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One client request on its way through the pipeline."""
+
+    request_id: str
+    method: str
+    path: str  # below /v1, no leading slash: "chat/completions"
+    query: str
+    headers: CIMultiDictProxy[str]
+    read_body: Callable[[int], Awaitable[bytes]]  # reads at most N bytes; raises past that
+    started: float = field(default_factory=time.perf_counter)
+
+    # Filled by the body stage.
+    raw_body: bytes = b""
+    body: dict[str, Any] | None = None
+    body_changed: bool = False  # re-serialise ``body`` before sending upstream
+
+    # Filled by the identity stage.
+    user: str = "anonymous"
+    operation: str = "chat"
+    op: Operation = field(default_factory=Operation)
+    priority: Priority = "normal"
+    model: str | None = None  # as the client asked
+    stream: bool = False
+    client_wants_usage: bool = False  # client asked for stream_options.include_usage itself
+
+    # Filled by routing and the upstream call.
+    provider_name: str = ""
+    provider: Provider | None = None
+    upstream_model: str | None = None  # model actually sent upstream (after fallbacks)
+    response_model: str | None = None  # model the upstream says answered
+    attempts: int = 0
+    upstream_s: float = 0.0  # time spent waiting on the upstream, for the overhead figure
+    fallback: str | None = None  # "from->to" when degraded
+
+    # Filled on the way back.
+    usage: Usage | None = None
+    cost_usd: Decimal | None = None
+    cache: str = "BYPASS"
+    finish_reasons: list[str] = field(default_factory=list)
+    error_code: str | None = None
+
+    def set_model(self, model: str) -> None:
+        """Rewrite the model sent upstream (fallbacks); keeps the client's original in ``model``."""
+        if self.body is not None and self.body.get("model") != model:
+            self.body["model"] = model
+            self.body_changed = True
+        self.upstream_model = model
+
+    def upstream_body(self) -> bytes:
+        if self.body is not None and self.body_changed:
+            return orjson.dumps(self.body)
+        return self.raw_body
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a stage answers: a whole body, or a stream of SSE events relayed as they arrive."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    stream: AsyncGenerator[bytes] | None = None
+    _json: dict[str, Any] | None = None
+
+    def json(self) -> dict[str, Any] | None:
+        """The body parsed once, or None when it is not a JSON object."""
+        if self._json is None and self.body and self.stream is None:
+            try:
+                parsed = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                return None
+            self._json = parsed if isinstance(parsed, dict) else None
+        return self._json

@@ -1,0 +1,31 @@
+"""The request pipeline: what happens to every proxied request, in order.
+
+Each stage is ``async (exchange, call_next) -> Reply`` (see :mod:`sidecar.pipeline.base`). The
+list below is the whole story of a request; the first stage is the outermost.
+"""
+
+from __future__ import annotations
+
+from sidecar.pipeline.base import Next, Stage, compose
+from sidecar.pipeline.body import ReadBody
+from sidecar.pipeline.envelope import ErrorEnvelope
+from sidecar.pipeline.identity import Identify
+from sidecar.pipeline.routing import Router
+from sidecar.pipeline.usage import CaptureUsage
+from sidecar.runtime import Runtime
+from sidecar.upstream.call import UpstreamCall
+
+
+def build_pipeline(rt: Runtime) -> Next:
+    settings = rt.settings
+    stages: list[Stage] = [
+        ErrorEnvelope(),  # any error below becomes the OpenAI error envelope
+        ReadBody(settings.limits.max_body_bytes),  # size limit, JSON parsing
+        Identify(settings),  # user, operation, priority, model, stream
+        Router(settings),  # provider for the model
+        CaptureUsage(),  # token usage, answering model, finish reasons
+    ]
+    return compose(stages, UpstreamCall(rt.transport))
+
+
+__all__ = ["Next", "Stage", "build_pipeline", "compose"]

@@ -1,0 +1,45 @@
+"""Chooses the provider for a request: header, model table, ``provider/model`` prefix, default."""
+
+from __future__ import annotations
+
+from sidecar.config import Provider, Settings
+from sidecar.errors import ErrorCode, SidecarError
+from sidecar.exchange import Exchange, Reply
+from sidecar.pipeline.base import Next
+
+
+class Router:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def provider_for(self, model: str | None) -> tuple[str, Provider, str | None]:
+        """(provider name, provider, model as the provider knows it) for a model name."""
+        providers = self.settings.providers
+        if model is None:
+            name = self.settings.default_provider
+            return name, providers[name], None
+        route = self.settings.models.get(model)
+        if route is not None:
+            return route.provider, providers[route.provider], model
+        prefix, _, rest = model.partition("/")
+        if rest and prefix in providers:
+            return prefix, providers[prefix], rest
+        name = self.settings.default_provider
+        return name, providers[name], model
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        named = ex.headers.get("X-Sidecar-Provider")
+        if named is not None:
+            if named not in self.settings.providers:
+                known = ", ".join(self.settings.providers)
+                raise SidecarError(
+                    ErrorCode.INVALID_INPUT,
+                    f"Unknown provider {named!r} in X-Sidecar-Provider; configured: {known}.",
+                    reason="unknown_provider",
+                )
+            ex.provider_name, ex.provider = named, self.settings.providers[named]
+            return await call_next(ex)
+        ex.provider_name, ex.provider, model = self.provider_for(ex.model)
+        if model is not None and model != ex.model:
+            ex.set_model(model)
+        return await call_next(ex)

@@ -1,0 +1,98 @@
+"""Reads token usage, the answering model and finish reasons from every reply.
+
+For streamed chat it asks the upstream for a final usage chunk (``stream_options.include_usage``)
+so usage is never lost, and drops that chunk again when the client did not ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from sidecar.exchange import Exchange, Reply, Usage
+from sidecar.pipeline.base import Next
+
+_STREAM_USAGE_PATHS = frozenset({"chat/completions", "completions"})
+
+
+class CaptureUsage:
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        if ex.stream and ex.path in _STREAM_USAGE_PATHS and not ex.client_wants_usage:
+            assert ex.body is not None
+            options = ex.body.get("stream_options")
+            ex.body["stream_options"] = {**(options or {}), "include_usage": True}
+            ex.body_changed = True
+        reply = await call_next(ex)
+        if reply.status >= 400:
+            return reply
+        if reply.stream is not None:
+            reply.stream = _watch(reply.stream, ex)
+        elif (parsed := reply.json()) is not None:
+            read_response(parsed, ex)
+        return reply
+
+
+def read_response(obj: dict[str, Any], ex: Exchange) -> None:
+    """Usage, model and finish reasons of a whole response (chat, responses, embeddings, images)."""
+    if isinstance(model := obj.get("model"), str):
+        ex.response_model = model
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        ex.usage = usage_of(usage)
+    data = obj.get("data")
+    if obj.get("created") and isinstance(data, list) and ex.operation == "image-generation":
+        ex.usage = ex.usage or Usage()
+        ex.usage.images = len(data)
+    for choice in obj.get("choices") or ():
+        if isinstance(choice, dict) and isinstance(reason := choice.get("finish_reason"), str):
+            ex.finish_reasons.append(reason)
+    if isinstance(status := obj.get("status"), str) and obj.get("object") == "response":
+        ex.finish_reasons.append(status)
+
+
+def usage_of(usage: dict[str, Any]) -> Usage:
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    return Usage(
+        input_tokens=int(usage.get("prompt_tokens", usage.get("input_tokens")) or 0),
+        output_tokens=int(usage.get("completion_tokens", usage.get("output_tokens")) or 0),
+        cached_input_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+async def _watch(events: AsyncGenerator[bytes], ex: Exchange) -> AsyncGenerator[bytes]:
+    first = True
+    try:
+        async for event in events:
+            # Parse only the few events that carry what we need; the rest pass untouched.
+            interesting = (
+                first
+                or b'"finish_reason":"' in event
+                or b'"usage":{' in event
+                or b"response.completed" in event
+            )
+            first = False
+            if interesting and (obj := _event_json(event)) is not None:
+                if _is_usage_only_chunk(obj) and not ex.client_wants_usage:
+                    read_response(obj, ex)
+                    continue
+                read_response(obj.get("response") or obj, ex)
+            yield event
+    finally:
+        await events.aclose()
+
+
+def _event_json(event: bytes) -> dict[str, Any] | None:
+    for line in event.splitlines():
+        if line.startswith(b"data:") and (payload := line[5:].strip()) != b"[DONE]":
+            try:
+                parsed = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return None
+            return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def _is_usage_only_chunk(obj: dict[str, Any]) -> bool:
+    return obj.get("choices") == [] and isinstance(obj.get("usage"), dict)

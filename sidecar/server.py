@@ -1,0 +1,112 @@
+"""The HTTP face of the sidecar: aiohttp routes in, pipeline replies out."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import web
+
+from sidecar.config import Settings
+from sidecar.errors import SidecarError
+from sidecar.exchange import Exchange, Reply
+from sidecar.pipeline import Next, build_pipeline
+from sidecar.pipeline.body import BodyLimit
+from sidecar.runtime import Runtime
+from sidecar.upstream.transport import Transport
+
+log = logging.getLogger(__name__)
+
+RUNTIME = web.AppKey("runtime", Runtime)
+PIPELINE: web.AppKey[Next] = web.AppKey("pipeline")
+
+
+def create_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
+    # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
+    app = web.Application(client_max_size=settings.limits.max_body_bytes)
+    app.cleanup_ctx.append(partial(_runtime, settings=settings, transport=transport))
+    app.router.add_route("*", "/v1/{tail:.*}", proxy)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _runtime(
+    app: web.Application, *, settings: Settings, transport: Transport | None
+) -> AsyncIterator[None]:
+    rt = Runtime.create(settings, transport=transport)
+    app[RUNTIME] = rt
+    app[PIPELINE] = build_pipeline(rt)
+    yield
+    await rt.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    ex = Exchange(
+        request_id=request.headers.get("X-Request-Id") or uuid.uuid4().hex,
+        method=request.method,
+        path=request.match_info["tail"],
+        query=request.query_string,
+        headers=request.headers,
+        read_body=partial(_read_body, request),
+    )
+    reply = await request.app[PIPELINE](ex)
+    if reply.stream is None:
+        return web.Response(status=reply.status, body=reply.body, headers=_headers(ex, reply))
+    return await _relay(request, ex, reply)
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BodyLimit
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyLimit from None
+
+
+def _headers(ex: Exchange, reply: Reply) -> dict[str, str]:
+    headers = reply.headers
+    headers["X-Request-Id"] = ex.request_id
+    headers["X-Sidecar-Cache"] = ex.cache
+    if model := ex.response_model or ex.upstream_model:
+        headers["X-Sidecar-Model"] = model
+    if ex.fallback:
+        headers["X-Sidecar-Fallback"] = ex.fallback
+    if reply.stream is None:
+        if ex.cost_usd is not None:
+            headers["X-Sidecar-Cost-USD"] = f"{ex.cost_usd:f}"
+        overhead_s = time.perf_counter() - ex.started - ex.upstream_s
+        headers["X-Sidecar-Overhead-Ms"] = f"{overhead_s * 1000:.3f}"
+    return headers
+
+
+async def _relay(request: web.Request, ex: Exchange, reply: Reply) -> web.StreamResponse:
+    """Pass SSE events through as they arrive; end cleanly with an error event on failure."""
+    assert reply.stream is not None
+    response = web.StreamResponse(status=reply.status, headers=_headers(ex, reply))
+    await response.prepare(request)
+    try:
+        async for event in reply.stream:
+            await response.write(event)
+    except SidecarError as err:
+        ex.error_code = err.code.value
+        await response.write(sse_error(err, ex.request_id))
+    except ConnectionResetError:
+        log.debug("client %s went away mid-stream", ex.request_id)
+        return response
+    finally:
+        # Closing the chain closes the upstream response, so the provider stops generating.
+        await reply.stream.aclose()
+    await response.write_eof()
+    return response
+
+
+def sse_error(err: SidecarError, request_id: str) -> bytes:
+    return b"data: " + err.body(request_id) + b"\n\n"

@@ -1,0 +1,80 @@
+"""Shared fixtures: a real simulated upstream and a real sidecar, both over loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from sidecar.config import Settings, settings_from_dict
+from sidecar.server import create_app
+from sidecar.simulator import Simulator, SimulatorConfig
+
+PROVIDER_KEY = "sk-provider-secret-0123456789"
+APP_KEY = "sk-app-key-should-never-reach-upstream"
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(SimulatorConfig(seed=11))
+
+
+@pytest.fixture
+async def upstream(sim: Simulator, aiohttp_server: ServerFactory) -> TestServer:
+    return await aiohttp_server(sim.app())
+
+
+def sidecar_settings(upstream_url: str, **overrides: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "providers": {"sim": {"base_url": upstream_url, "api_key_env": "SIDECAR_TEST_KEY"}},
+        "database_url": "sqlite:///:memory:",
+    }
+    raw.update(overrides)
+    return settings_from_dict(raw)
+
+
+@pytest.fixture
+def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SIDECAR_TEST_KEY", PROVIDER_KEY)
+    return PROVIDER_KEY
+
+
+@pytest.fixture
+def make_sidecar(
+    aiohttp_server: ServerFactory, provider_key: str
+) -> Callable[..., Awaitable[TestServer]]:
+    """Start a sidecar in front of an upstream base URL, with config overrides."""
+
+    async def make(upstream_url: str, **overrides: Any) -> TestServer:
+        app = create_app(sidecar_settings(upstream_url, **overrides))
+        return await aiohttp_server(app)
+
+    return make
+
+
+@pytest.fixture
+async def sidecar(
+    upstream: TestServer, make_sidecar: Callable[..., Awaitable[TestServer]]
+) -> TestServer:
+    return await make_sidecar(str(upstream.make_url("/v1")))
+
+
+@pytest.fixture
+async def client(sidecar: TestServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The real openai SDK, pointed at the sidecar, with its own retries off."""
+    async with openai.AsyncOpenAI(
+        base_url=str(sidecar.make_url("/v1")), api_key=APP_KEY, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+def app_with(routes: web.RouteTableDef) -> web.Application:
+    app = web.Application()
+    app.add_routes(routes)
+    return app
