@@ -1,0 +1,1 @@
+"""Benchmarks for llm-sidecar (run them as scripts; see bench/README.md)."""
