@@ -5,17 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+import aiohttp
+import orjson
 import uvloop
 from aiohttp import web
+from rich.console import Console
 
 from sidecar.config import ConfigError, Settings, load_settings
 from sidecar.demo import run_demo
 from sidecar.server import create_app
 from sidecar.simulator import Faults, SimulatorConfig, run_simulator
+from sidecar.telemetry.render import print_report
+from sidecar.telemetry.setup import ExportWarnings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ExportWarnings())
     try:
         result: int = args.run(args)
     except ConfigError as exc:
@@ -53,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests", type=int, default=2000, help="workload size (default 2000)")
     demo.add_argument("--concurrency", type=int, default=32)
     demo.set_defaults(run=_demo)
+
+    report = sub.add_parser("report", help="print the live performance report of a sidecar")
+    report.add_argument("--url", default="http://127.0.0.1:8787", help="the sidecar's base URL")
+    report.add_argument("--json", action="store_true", help="print the raw JSON instead")
+    report.set_defaults(run=_report)
 
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
@@ -93,6 +106,44 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    return run_async(show_report(args.url, as_json=args.json))
+
+
+async def show_report(url: str, *, as_json: bool = False) -> int:
+    headers = {}
+    if token := os.environ.get("SIDECAR_ADMIN_TOKEN"):
+        headers["Authorization"] = f"Bearer {token}"
+    endpoint = url.rstrip("/") + "/sidecar/report"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.get(endpoint, headers=headers) as response,
+        ):
+            body = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(
+            f"llm-sidecar: cannot reach {endpoint}: {exc}. Is `llm-sidecar serve` running?",
+            file=sys.stderr,
+        )
+        return 1
+    if status == 401:
+        print(
+            "llm-sidecar: the sidecar wants its admin token: set SIDECAR_ADMIN_TOKEN.",
+            file=sys.stderr,
+        )
+        return 1
+    if status != 200:
+        print(f"llm-sidecar: {endpoint} answered HTTP {status}: {body[:200]!r}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(body.decode())
+    else:
+        print_report(orjson.loads(body), Console())
     return 0
 
 

@@ -137,6 +137,14 @@ class Alerts(_Strict):
     webhook_url: str | None = None
 
 
+class Telemetry(_Strict):
+    enabled: bool = True
+    record_content: bool = False  # prompt and completion text on spans: off unless asked for
+    stats_window_s: float = Field(900, gt=0)  # the report's sliding window
+    stats_capacity: int = Field(4096, ge=16)  # recent requests kept per operation and per model
+    alert_dedup_s: float = Field(300, ge=0)  # at most one webhook per operation+model this often
+
+
 class Limits(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
@@ -155,6 +163,7 @@ class Settings(_Strict):
     admin: Admin = Field(default_factory=Admin)
     alerts: Alerts = Field(default_factory=Alerts)
     limits: Limits = Field(default_factory=Limits)
+    telemetry: Telemetry = Field(default_factory=Telemetry)
 
     @field_validator("operations", mode="before")
     @classmethod

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ import orjson
 from aiohttp import web
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
 from sidecar.config import Settings, settings_from_dict
 from sidecar.server import create_app
 from sidecar.simulator import Faults, Simulator, SimulatorConfig
+from sidecar.telemetry.render import print_report
 
 USERS = ("alice", "bob", "carol", "dave", "erin")
 INTENT_PROMPTS = ("track my order", "cancel my order", "talk to a human", "reset my password")
@@ -123,6 +122,8 @@ def demo_settings(upstream_url: str) -> Settings:
         {
             "providers": {"simulator": {"base_url": upstream_url, "api_key_env": None}},
             "database_url": "sqlite:///:memory:",
+            # Thresholds scaled to the simulator's 40 ms median, so slow operations show up.
+            "operations": {"chat": {"slow_ms": 250}, "evaluation": {"slow_ms": 120}},
         }
     )
 
@@ -155,7 +156,10 @@ async def run_demo(*, requests: int = 2000, concurrency: int = 32) -> int:
         started = time.perf_counter()
         outcomes = await drive(f"{sidecar_url}/v1", workload(requests), concurrency, console)
         elapsed = time.perf_counter() - started
-    print_report(console, outcomes, elapsed)
+        async with aiohttp.ClientSession() as http, http.get(f"{sidecar_url}/sidecar/report") as r:
+            report = await r.json()
+    print_report(report, console)
+    print_client_view(console, outcomes, elapsed)
     return 0
 
 
@@ -213,35 +217,14 @@ def _error_code(status: int, payload: bytes) -> str | None:
         return f"HTTP_{status}"
 
 
-def print_report(console: Console, outcomes: list[Outcome], elapsed_s: float) -> None:
-    by_operation: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in outcomes:
-        by_operation[outcome.operation].append(outcome)
-
-    table = Table(title="Latency by operation (client-observed, numpy percentiles)")
-    for column in ("operation", "requests", "success", "p50 ms", "p95 ms", "p99 ms"):
-        table.add_column(column, justify="left" if column == "operation" else "right")
-    for operation, rows in sorted(by_operation.items(), key=lambda kv: -len(kv[1])):
-        latencies = np.fromiter((row.latency_s for row in rows), dtype=np.float64) * 1000
-        p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
-        ok = sum(row.code is None for row in rows) / len(rows)
-        table.add_row(
-            operation, str(len(rows)), f"{ok:.1%}", f"{p50:.1f}", f"{p95:.1f}", f"{p99:.1f}"
-        )
-    console.print(table)
-
-    codes = Counter(outcome.code for outcome in outcomes if outcome.code)
-    errors = Table(title="Errors by code")
-    errors.add_column("code")
-    errors.add_column("count", justify="right")
-    for code, count in codes.most_common():
-        errors.add_row(code, str(count))
-    if codes:
-        console.print(errors)
-
+def print_client_view(console: Console, outcomes: list[Outcome], elapsed_s: float) -> None:
+    failed = sum(outcome.code is not None for outcome in outcomes)
     overheads = np.array([o.overhead_ms for o in outcomes if o.overhead_ms is not None])
-    summary = f"{len(outcomes)} requests in {elapsed_s:.1f} s ({len(outcomes) / elapsed_s:.0f}/s)"
+    line = (
+        f"client view: {len(outcomes)} requests in {elapsed_s:.1f} s "
+        f"({len(outcomes) / elapsed_s:.0f}/s), {failed} failed"
+    )
     if overheads.size:
         p50, p99 = np.percentile(overheads, [50, 99])
-        summary += f"; sidecar overhead p50 {p50:.2f} ms, p99 {p99:.2f} ms"
-    console.print(summary)
+        line += f"; sidecar overhead (X-Sidecar-Overhead-Ms) p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+    console.print(line)

@@ -38,6 +38,7 @@ class Exchange:
     raw_body: bytes = b""
     body: dict[str, Any] | None = None
     body_changed: bool = False  # re-serialise ``body`` before sending upstream
+    upstream_headers: dict[str, str] = field(default_factory=dict)  # added to the upstream call
 
     # Filled by the identity stage.
     user: str = "anonymous"

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import hmac
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
+import orjson
 from aiohttp import web
+from prometheus_client import generate_latest
 
 from sidecar.config import Settings
-from sidecar.errors import SidecarError
+from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline import Next, build_pipeline
 from sidecar.pipeline.body import BodyLimit
 from sidecar.runtime import Runtime
+from sidecar.telemetry.report import build_report
+from sidecar.telemetry.setup import Providers
 from sidecar.upstream.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -24,27 +30,78 @@ RUNTIME = web.AppKey("runtime", Runtime)
 PIPELINE: web.AppKey[Next] = web.AppKey("pipeline")
 
 
-def create_app(settings: Settings, *, transport: Transport | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    providers: Providers | None = None,
+) -> web.Application:
     # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
-    app.cleanup_ctx.append(partial(_runtime, settings=settings, transport=transport))
+    app.cleanup_ctx.append(
+        partial(_runtime, settings=settings, transport=transport, providers=providers)
+    )
     app.router.add_route("*", "/v1/{tail:.*}", proxy)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/sidecar/report", report)
     return app
 
 
 async def _runtime(
-    app: web.Application, *, settings: Settings, transport: Transport | None
+    app: web.Application,
+    *,
+    settings: Settings,
+    transport: Transport | None,
+    providers: Providers | None,
 ) -> AsyncIterator[None]:
-    rt = Runtime.create(settings, transport=transport)
+    rt = Runtime.create(settings, transport=transport, providers=providers)
     app[RUNTIME] = rt
     app[PIPELINE] = build_pipeline(rt)
+    rt.start()
     yield
     await rt.close()
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[RUNTIME].telemetry.providers.registry
+    return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def admin_only(handler: Handler) -> Handler:
+    """Admin endpoints need ``Authorization: Bearer $SIDECAR_ADMIN_TOKEN`` when it is set."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        token = request.app[RUNTIME].settings.admin.token()
+        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if token is None or hmac.compare_digest(offered.encode(), token.encode()):
+            return await handler(request)
+        err = SidecarError(
+            ErrorCode.UNAUTHORIZED,
+            "This admin endpoint needs 'Authorization: Bearer <token>' with the sidecar's admin "
+            "token (the variable named by admin.token_env).",
+        )
+        return web.Response(status=401, body=err.body(uuid.uuid4().hex), headers=err.headers())
+
+    return guarded
+
+
+@admin_only
+async def report(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    return web.json_response(build_report(rt.telemetry, rt.settings), dumps=_dumps)
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:

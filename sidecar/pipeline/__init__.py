@@ -1,7 +1,8 @@
 """The request pipeline: what happens to every proxied request, in order.
 
 Each stage is ``async (exchange, call_next) -> Reply`` (see :mod:`sidecar.pipeline.base`). The
-list below is the whole story of a request; the first stage is the outermost.
+list below is the whole story of a request; the first stage is the outermost. Stages after
+``Router`` run once per upstream attempt when a retry or fallback repeats them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sidecar.pipeline.body import ReadBody
 from sidecar.pipeline.envelope import ErrorEnvelope
 from sidecar.pipeline.identity import Identify
 from sidecar.pipeline.routing import Router
+from sidecar.pipeline.telemetry import AttemptSpan, RequestTelemetry
 from sidecar.pipeline.usage import CaptureUsage
 from sidecar.runtime import Runtime
 from sidecar.upstream.call import UpstreamCall
@@ -18,14 +20,17 @@ from sidecar.upstream.call import UpstreamCall
 
 def build_pipeline(rt: Runtime) -> Next:
     settings = rt.settings
-    stages: list[Stage] = [
+    observe = settings.telemetry.enabled
+    stages: list[Stage | None] = [
+        RequestTelemetry(rt.telemetry) if observe else None,  # server span, metrics, stats
         ErrorEnvelope(),  # any error below becomes the OpenAI error envelope
         ReadBody(settings.limits.max_body_bytes),  # size limit, JSON parsing
         Identify(settings),  # user, operation, priority, model, stream
         Router(settings),  # provider for the model
+        AttemptSpan(rt.telemetry) if observe else None,  # client span per upstream attempt
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]
-    return compose(stages, UpstreamCall(rt.transport))
+    return compose([stage for stage in stages if stage is not None], UpstreamCall(rt.transport))
 
 
 __all__ = ["Next", "Stage", "build_pipeline", "compose"]

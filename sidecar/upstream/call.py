@@ -57,6 +57,7 @@ def request_headers(ex: Exchange, api_key: str | None) -> dict[str, str]:
     elif (client_auth := ex.headers.get("Authorization")) is not None:
         headers["Authorization"] = client_auth
     headers["X-Request-Id"] = ex.request_id
+    headers.update(ex.upstream_headers)
     return headers
 
 

@@ -1,0 +1,275 @@
+"""Telemetry stages: a server span per request and a client span per upstream attempt.
+
+``RequestTelemetry`` is the outermost stage: it continues the app's W3C trace, times the whole
+request, records the metrics and rolling statistics, and flags slow operations. ``AttemptSpan``
+sits just before the upstream call, so every retry and fallback gets its own client span named
+``{gen_ai.operation.name} {gen_ai.request.model}``, and the provider sees that span as parent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from urllib.parse import urlsplit
+
+import orjson
+from opentelemetry import context, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+
+from sidecar.errors import SidecarError
+from sidecar.exchange import Exchange, Reply
+from sidecar.pipeline.base import Next
+from sidecar.pipeline.identity import MODEL_ENDPOINTS
+from sidecar.telemetry import names as n
+from sidecar.telemetry.recorder import Telemetry
+
+_propagator = TraceContextTextMapPropagator()
+
+
+def gen_ai_operation(ex: Exchange) -> str:
+    return n.GEN_AI_OPERATIONS.get(ex.path, ex.operation)
+
+
+class RequestTelemetry:
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.t = telemetry
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        route = f"/v1/{ex.path}" if ex.path in MODEL_ENDPOINTS else "/v1/{path}"
+        span = self.t.tracer.start_span(
+            f"{ex.method} {route}",
+            context=_propagator.extract(ex.headers),
+            kind=SpanKind.SERVER,
+            attributes={
+                n.HTTP_REQUEST_METHOD: ex.method,
+                n.HTTP_ROUTE: route,
+                n.URL_PATH: f"/v1/{ex.path}",
+                n.SIDECAR_REQUEST_ID: ex.request_id,
+            },
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            reply = await call_next(ex)
+        except BaseException as exc:  # the client went away (cancelled) or a bug below us
+            ex.error_code = ex.error_code or type(exc).__name__
+            self._finish(ex, span, 499, None)
+            raise
+        finally:
+            context.detach(token)
+        if reply.stream is None:
+            self._finish(ex, span, reply.status, None)
+        else:
+            reply.stream = self._watch(ex, span, reply.status, reply.stream)
+        return reply
+
+    async def _watch(
+        self, ex: Exchange, span: Span, status: int, events: AsyncGenerator[bytes]
+    ) -> AsyncGenerator[bytes]:
+        first_chunk_s: float | None = None
+        try:
+            async for event in events:
+                if first_chunk_s is None:
+                    first_chunk_s = time.perf_counter() - ex.started
+                yield event
+        except SidecarError as err:
+            ex.error_code = err.code.value
+            span.add_event(n.EVENT_STREAM_ERROR, {n.ERROR_TYPE: err.code.value})
+            raise
+        except GeneratorExit:
+            ex.error_code = ex.error_code or "client_closed"
+            raise
+        finally:
+            await events.aclose()
+            self._finish(ex, span, status, first_chunk_s)
+
+    def _finish(self, ex: Exchange, span: Span, status: int, first_chunk_s: float | None) -> None:
+        duration = time.perf_counter() - ex.started
+        ok = status < 400 and ex.error_code is None
+        hit = ex.cache == "HIT"
+        metrics = self.t.metrics
+        labels = self.t.labels(ex)
+        outcome = n.OUTCOME_CACHE_HIT if hit else (n.OUTCOME_SUCCESS if ok else n.OUTCOME_ERROR)
+        metrics.requests.add(
+            1, {**labels, n.LABEL_OUTCOME: outcome, n.LABEL_ERROR_CODE: ex.error_code or ""}
+        )
+        metrics.overhead.record(
+            max(0.0, duration - ex.upstream_s), {n.LABEL_OPERATION: ex.operation}
+        )
+        if ex.model is not None and not hit:
+            self._gen_ai_metrics(ex, duration, first_chunk_s)
+        if ex.cost_usd:
+            metrics.cost.add(float(ex.cost_usd), labels)
+        slow = self._check_slow(ex, span, duration)
+        self.t.stats.record(
+            ex.operation,
+            str(labels[n.LABEL_MODEL]),
+            duration,
+            ok=ok,
+            cache_hit=hit,
+            slow=slow,
+            cost_micros=int(ex.cost_usd * 1_000_000) if ex.cost_usd else 0,
+            fingerprint=hash(ex.raw_body) if ex.model is not None else 0,
+            error_code=None if ok else ex.error_code or f"HTTP_{status}",
+        )
+        span.set_attributes(self._attributes(ex, status))
+        if not ok:
+            span.set_status(Status(StatusCode.ERROR, ex.error_code))
+        span.end()
+
+    def _gen_ai_metrics(self, ex: Exchange, duration: float, first_chunk_s: float | None) -> None:
+        attributes: dict[str, AttributeValue] = {
+            n.GEN_AI_OPERATION_NAME: gen_ai_operation(ex),
+            n.GEN_AI_PROVIDER_NAME: ex.provider_name,
+            n.GEN_AI_REQUEST_MODEL: self.t.models.fold(ex.model),
+        }
+        if ex.error_code:
+            attributes[n.ERROR_TYPE] = ex.error_code
+        metrics = self.t.metrics
+        metrics.operation_duration.record(duration, attributes)
+        if first_chunk_s is not None:
+            metrics.time_to_first_chunk.record(first_chunk_s, attributes)
+        if ex.usage is not None:
+            for kind, tokens in (
+                ("input", ex.usage.input_tokens),
+                ("output", ex.usage.output_tokens),
+            ):
+                metrics.token_usage.record(tokens, {**attributes, n.GEN_AI_TOKEN_TYPE: kind})
+
+    def _check_slow(self, ex: Exchange, span: Span, duration: float) -> bool:
+        threshold_ms = ex.op.slow_ms
+        if threshold_ms is None or duration * 1000 <= threshold_ms:
+            return False
+        model = self.t.models.fold(ex.upstream_model or ex.model)
+        span.add_event(
+            n.EVENT_SLOW_OPERATION,
+            {n.SIDECAR_DURATION_MS: duration * 1000, n.SIDECAR_THRESHOLD_MS: threshold_ms},
+        )
+        self.t.metrics.slow_operations.add(
+            1, {n.LABEL_OPERATION: ex.operation, n.LABEL_MODEL: model}
+        )
+        self.t.alerts.notify(
+            ("slow_operation", ex.operation, model),
+            {
+                "alert": "slow_operation",
+                "operation": ex.operation,
+                "model": ex.upstream_model or ex.model,
+                "duration_ms": round(duration * 1000, 1),
+                "threshold_ms": threshold_ms,
+                "trace_id": format(span.get_span_context().trace_id, "032x"),
+                "request_id": ex.request_id,
+            },
+        )
+        return True
+
+    def _attributes(self, ex: Exchange, status: int) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {
+            n.HTTP_RESPONSE_STATUS_CODE: status,
+            n.SIDECAR_USER: ex.user,
+            n.SIDECAR_OPERATION: ex.operation,
+            n.SIDECAR_PRIORITY: ex.priority,
+            n.SIDECAR_CACHE: ex.cache,
+        }
+        attributes.update(model_attributes(ex))
+        if ex.cost_usd is not None:
+            attributes[n.SIDECAR_COST_USD] = float(ex.cost_usd)
+        if ex.fallback:
+            attributes[n.SIDECAR_FALLBACK] = ex.fallback
+        if ex.error_code:
+            attributes[n.ERROR_TYPE] = ex.error_code
+        return attributes
+
+
+def model_attributes(ex: Exchange) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    if ex.model is not None:
+        attributes[n.GEN_AI_OPERATION_NAME] = gen_ai_operation(ex)
+        attributes[n.GEN_AI_REQUEST_MODEL] = ex.upstream_model or ex.model
+    if ex.provider_name:
+        attributes[n.GEN_AI_PROVIDER_NAME] = ex.provider_name
+    if ex.response_model:
+        attributes[n.GEN_AI_RESPONSE_MODEL] = ex.response_model
+    if ex.usage is not None:
+        attributes[n.GEN_AI_USAGE_INPUT_TOKENS] = ex.usage.input_tokens
+        attributes[n.GEN_AI_USAGE_OUTPUT_TOKENS] = ex.usage.output_tokens
+    if ex.finish_reasons:
+        attributes[n.GEN_AI_RESPONSE_FINISH_REASONS] = list(ex.finish_reasons)
+    return attributes
+
+
+class AttemptSpan:
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.t = telemetry
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        operation = gen_ai_operation(ex)
+        model = ex.upstream_model
+        attributes: dict[str, AttributeValue] = {
+            n.GEN_AI_OPERATION_NAME: operation,
+            n.GEN_AI_PROVIDER_NAME: ex.provider_name,
+            n.SIDECAR_ATTEMPT: ex.attempts + 1,
+        }
+        if model:
+            attributes[n.GEN_AI_REQUEST_MODEL] = model
+        if ex.provider is not None:
+            address = urlsplit(ex.provider.base_url)
+            attributes[n.SERVER_ADDRESS] = address.hostname or ""
+            attributes[n.SERVER_PORT] = address.port or (443 if address.scheme == "https" else 80)
+        span = self.t.tracer.start_span(
+            f"{operation} {model}" if model else operation,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )
+        span_context = trace.set_span_in_context(span)
+        _propagator.inject(ex.upstream_headers, context=span_context)
+        if self.t.settings.telemetry.record_content and ex.body is not None:
+            span.set_attribute(n.GEN_AI_INPUT_MESSAGES, _content(ex.body))
+        token = context.attach(span_context)
+        try:
+            reply = await call_next(ex)
+        except SidecarError as err:
+            _end(span, ex, error=err.code.value)
+            raise
+        except BaseException as exc:
+            _end(span, ex, error=type(exc).__name__)
+            raise
+        finally:
+            context.detach(token)
+        if reply.stream is None:
+            if self.t.settings.telemetry.record_content and reply.body:
+                span.set_attribute(
+                    n.GEN_AI_OUTPUT_MESSAGES, reply.body[:65536].decode(errors="replace")
+                )
+            _end(span, ex, error=None)
+        else:
+            reply.stream = _end_after(span, ex, reply.stream)
+        return reply
+
+
+async def _end_after(
+    span: Span, ex: Exchange, events: AsyncGenerator[bytes]
+) -> AsyncGenerator[bytes]:
+    error: str | None = None
+    try:
+        async for event in events:
+            yield event
+    except SidecarError as err:
+        error = err.code.value
+        raise
+    finally:
+        await events.aclose()
+        _end(span, ex, error=error)
+
+
+def _end(span: Span, ex: Exchange, *, error: str | None) -> None:
+    span.set_attributes(model_attributes(ex))
+    if error is not None:
+        span.set_attribute(n.ERROR_TYPE, error)
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end()
+
+
+def _content(body: dict[str, object]) -> str:
+    content = body.get("messages", body.get("input", body.get("prompt")))
+    return orjson.dumps(content).decode()[:65536]

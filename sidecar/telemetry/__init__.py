@@ -1,0 +1,1 @@
+"""OpenTelemetry-first telemetry: spans, metrics, rolling statistics, reports and alerts."""

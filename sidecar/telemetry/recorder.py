@@ -1,0 +1,138 @@
+"""The telemetry facade the pipeline talks to: spans, metric instruments, stats, alerts.
+
+Stages never touch exporters; they record through this object, whose names all come from
+:mod:`sidecar.telemetry.names`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
+
+from sidecar.config import Settings
+from sidecar.exchange import Exchange
+from sidecar.telemetry import names as n
+from sidecar.telemetry.alerts import WebhookAlerts
+from sidecar.telemetry.setup import Providers
+from sidecar.telemetry.stats import RollingStats
+
+
+class ModelNames:
+    """Folds model names into a bounded set for metric labels.
+
+    Dated snapshots keep their family name (``gpt-4o-2024-08-06`` → ``gpt-4o``); names we do not
+    know become ``other``, so a typo or a random string cannot create new time series.
+    """
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.known = frozenset(n.KNOWN_MODELS) | frozenset(extra)
+        # Longest first, so gpt-4o-mini-2024-07-18 folds to gpt-4o-mini, not gpt-4o.
+        self._prefixes = sorted(self.known, key=len, reverse=True)
+        self._folded: dict[str, str] = {}
+
+    def fold(self, model: str | None) -> str:
+        if not model:
+            return "none"
+        folded = self._folded.get(model)
+        if folded is None:
+            folded = self._fold(model)
+            if len(self._folded) < 4096:
+                self._folded[model] = folded
+        return folded
+
+    def _fold(self, model: str) -> str:
+        if model in self.known:
+            return model
+        for prefix in self._prefixes:
+            if model.startswith(prefix + "-"):
+                return prefix
+        return n.OTHER
+
+
+def configured_models(settings: Settings) -> set[str]:
+    models = set(settings.models)
+    for operation in settings.operations.values():
+        models.update(fallback.split(":", 1)[0] for fallback in operation.fallbacks)
+    return models
+
+
+class Telemetry:
+    def __init__(self, settings: Settings, providers: Providers) -> None:
+        self.settings = settings
+        self.providers = providers
+        self.tracer = providers.tracer
+        self.metrics = providers.instruments
+        self.models = ModelNames(configured_models(settings))
+        self.stats = RollingStats(
+            window_s=settings.telemetry.stats_window_s, capacity=settings.telemetry.stats_capacity
+        )
+        self.alerts = WebhookAlerts(
+            settings.alerts.webhook_url, dedup_s=settings.telemetry.alert_dedup_s
+        )
+
+    def start(self) -> None:
+        self.alerts.start()
+
+    async def close(self) -> None:
+        await self.alerts.close()
+        self.providers.shutdown()
+
+    def labels(self, ex: Exchange, **extra: str) -> dict[str, AttributeValue]:
+        """Bounded metric labels for an exchange; never the user."""
+        return {
+            n.LABEL_OPERATION: ex.operation,
+            n.LABEL_MODEL: self.models.fold(ex.upstream_model or ex.model),
+            **extra,
+        }
+
+    # --- events other stages report -------------------------------------------------------------
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """A span event on the current span (the attempt's, else the request's)."""
+        trace.get_current_span().add_event(name, attributes or {})
+
+    def retry(self, ex: Exchange, *, error_code: str, delay_s: float) -> None:
+        self.event(
+            n.EVENT_RETRY,
+            {n.SIDECAR_ATTEMPT: ex.attempts, n.ERROR_TYPE: error_code, "sidecar.delay_s": delay_s},
+        )
+        self.metrics.retries.add(1, self.labels(ex, **{n.LABEL_ERROR_CODE: error_code}))
+
+    def fallback(self, ex: Exchange, *, source: str, target: str, error_code: str) -> None:
+        self.event(
+            n.EVENT_FALLBACK,
+            {
+                "sidecar.fallback.from": source,
+                "sidecar.fallback.to": target,
+                n.ERROR_TYPE: error_code,
+            },
+        )
+        self.metrics.fallbacks.add(
+            1,
+            {
+                n.LABEL_OPERATION: ex.operation,
+                "sidecar.fallback.from": self.models.fold(source),
+                "sidecar.fallback.to": self.models.fold(target),
+            },
+        )
+
+    def cache_lookup(self, ex: Exchange, *, hit: bool) -> None:
+        if hit:
+            self.event(n.EVENT_CACHE_HIT)
+        self.metrics.cache_lookups.add(
+            1, {n.LABEL_OPERATION: ex.operation, n.LABEL_CACHE_RESULT: "hit" if hit else "miss"}
+        )
+
+    def rate_limited(self, ex: Exchange, *, limit: int, retry_after_s: float) -> None:
+        self.event(
+            n.EVENT_RATE_LIMITED, {"sidecar.limit": limit, "sidecar.retry_after_s": retry_after_s}
+        )
+        self.metrics.ratelimit_rejections.add(1, {n.LABEL_OPERATION: ex.operation})
+
+    def security_finding(self, ex: Exchange, *, kind: str, action: str) -> None:
+        self.event(n.EVENT_SECURITY_FINDING, {"sidecar.finding": kind, "sidecar.action": action})
+        self.metrics.security_findings.add(
+            1, {n.LABEL_OPERATION: ex.operation, "sidecar.finding": kind, "sidecar.action": action}
+        )

@@ -1,0 +1,210 @@
+"""SDK and exporter set-up: the one module that touches the OpenTelemetry SDK.
+
+Export is configured purely by the standard ``OTEL_*`` variables: OTLP (gRPC or HTTP/protobuf)
+when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set, through a batch span processor and a periodic
+metric reader, so a slow or absent collector never delays a request and memory stays bounded
+(spans beyond the queue are dropped). ``GET /metrics`` exposes the same instruments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+    OTLPMetricExporter as GrpcMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+    OTLPMetricExporter as HttpMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry
+
+from sidecar import __version__
+from sidecar.telemetry import names as n
+
+log = logging.getLogger(__name__)
+
+Env = Mapping[str, str]
+
+
+def otlp_protocol(signal: str, env: Env) -> str | None:
+    """The OTLP protocol for ``traces`` or ``metrics``, or None when export is not configured."""
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return None
+    if "otlp" not in env.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp"):
+        return None
+    endpoint = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint:
+        return None
+    return (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+
+
+def otlp_span_exporter(protocol: str) -> SpanExporter:
+    return GrpcSpanExporter() if protocol == "grpc" else HttpSpanExporter()
+
+
+def otlp_metric_exporter(protocol: str) -> MetricExporter:
+    return GrpcMetricExporter() if protocol == "grpc" else HttpMetricExporter()
+
+
+class Instruments:
+    """Every metric instrument, created once per process."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.operation_duration: Histogram = meter.create_histogram(
+            n.GEN_AI_CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration"
+        )
+        self.token_usage: Histogram = meter.create_histogram(
+            n.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}", description="Tokens used per operation"
+        )
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            n.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to the first streamed chunk",
+        )
+        self.requests: Counter = meter.create_counter(
+            n.SIDECAR_REQUESTS, unit="{request}", description="Requests by outcome"
+        )
+        self.overhead: Histogram = meter.create_histogram(
+            n.SIDECAR_OVERHEAD, unit="s", description="Time spent in the sidecar itself"
+        )
+        self.cache_lookups: Counter = meter.create_counter(
+            n.SIDECAR_CACHE_LOOKUPS, unit="{lookup}", description="Response cache lookups"
+        )
+        self.cost: Counter = meter.create_counter(
+            n.SIDECAR_COST, unit="{USD}", description="Model cost in US dollars"
+        )
+        self.ratelimit_rejections: Counter = meter.create_counter(
+            n.SIDECAR_RATELIMIT_REJECTIONS, unit="{request}", description="Rate-limited requests"
+        )
+        self.fallbacks: Counter = meter.create_counter(
+            n.SIDECAR_FALLBACKS, unit="{fallback}", description="Fallbacks to another model"
+        )
+        self.retries: Counter = meter.create_counter(
+            n.SIDECAR_RETRIES, unit="{retry}", description="Upstream retries"
+        )
+        self.security_findings: Counter = meter.create_counter(
+            n.SIDECAR_SECURITY_FINDINGS, unit="{finding}", description="Security findings"
+        )
+        self.slow_operations: Counter = meter.create_counter(
+            n.SIDECAR_SLOW_OPERATIONS, unit="{request}", description="Requests over slow_ms"
+        )
+
+
+def _views() -> list[View]:
+    def buckets(name: str, boundaries: Sequence[float]) -> View:
+        return View(
+            instrument_name=name,
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=boundaries),
+        )
+
+    return [
+        buckets(n.GEN_AI_CLIENT_OPERATION_DURATION, n.DURATION_BUCKETS_S),
+        buckets(n.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, n.DURATION_BUCKETS_S),
+        buckets(n.GEN_AI_CLIENT_TOKEN_USAGE, n.TOKEN_BUCKETS),
+        buckets(n.SIDECAR_OVERHEAD, n.OVERHEAD_BUCKETS_S),
+    ]
+
+
+class Providers:
+    """The tracer and meter providers of one sidecar, with their exporters."""
+
+    def __init__(
+        self,
+        *,
+        env: Env | None = None,
+        span_exporter: SpanExporter | None = None,
+        metric_readers: Sequence[MetricReader] = (),
+    ) -> None:
+        env = os.environ if env is None else env
+        resource = Resource.create(
+            {
+                "service.name": env.get("OTEL_SERVICE_NAME", "llm-sidecar"),
+                "service.version": __version__,
+            }
+        )
+        processors: list[SpanProcessor] = []
+        if span_exporter is not None:
+            processors.append(SimpleSpanProcessor(span_exporter))
+        if protocol := otlp_protocol("traces", env):
+            processors.append(BatchSpanProcessor(otlp_span_exporter(protocol)))
+        # Nobody would read the spans: skip recording them, but keep trace context flowing.
+        sampler = None if processors else ALWAYS_OFF
+        self.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+        for processor in processors:
+            self.tracer_provider.add_span_processor(processor)
+
+        self.registry = CollectorRegistry()
+        readers: list[MetricReader] = [
+            PrometheusMetricReader(registry=self.registry),
+            *metric_readers,
+        ]
+        if protocol := otlp_protocol("metrics", env):
+            readers.append(PeriodicExportingMetricReader(otlp_metric_exporter(protocol)))
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=readers, views=_views()
+        )
+        self.tracer: Tracer = self.tracer_provider.get_tracer("sidecar", __version__)
+        self.instruments = Instruments(self.meter_provider.get_meter("sidecar", __version__))
+
+    def shutdown(self) -> None:
+        # Bounded: a dead collector must not hold up the process exit for long.
+        self.tracer_provider.force_flush(timeout_millis=2000)
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown(timeout_millis=2000)
+
+
+class ExportWarnings(logging.Filter):
+    """One clear warning when exporting telemetry fails, not one per batch.
+
+    Attached to the log handlers at start-up. The OpenTelemetry exporters log every failed
+    batch; a dead collector would otherwise fill the log while requests keep flowing fine.
+    """
+
+    def __init__(self, quiet_s: float = 300.0) -> None:
+        super().__init__()
+        self.quiet_s = quiet_s
+        self._last = -quiet_s
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("opentelemetry") or record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        if now - self._last < self.quiet_s:
+            return False
+        self._last = now
+        original = record.getMessage()
+        record.msg = (
+            "telemetry export is failing (is the OTLP collector at OTEL_EXPORTER_OTLP_ENDPOINT "
+            "up?); requests are unaffected, telemetry is dropped; repeats silenced for %d s: %s"
+        )
+        record.args = (int(self.quiet_s), original)
+        return True

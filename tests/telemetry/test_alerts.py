@@ -1,0 +1,75 @@
+"""Slow-operation webhooks: sent in the background, deduplicated, never slowing requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import openai
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from sidecar.simulator import Simulator
+from sidecar.telemetry.alerts import WebhookAlerts
+from tests.telemetry.conftest import Observed
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.alerts.append(await request.json())
+        self.arrived.set()
+        return web.Response(status=204)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hook", self.handle)
+        return app
+
+
+async def test_slow_operation_posts_one_deduplicated_webhook(
+    observe: Callable[..., Awaitable[Observed]],
+    aiohttp_server: ServerFactory,
+    sim: Simulator,
+) -> None:
+    """Five slow chat requests produce one alert with operation, model, timing and ids."""
+    receiver = Receiver()
+    hook = await aiohttp_server(receiver.app())
+    sim.config.latency_ms = 20
+    sim.config.latency_sigma = 0.01
+    observed = await observe(
+        operations={"chat": {"slow_ms": 5}}, alerts={"webhook_url": str(hook.make_url("/hook"))}
+    )
+    async with observed.client:
+        for _ in range(5):
+            raw = await observed.client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+    await asyncio.wait_for(receiver.arrived.wait(), timeout=5)
+    (alert,) = receiver.alerts
+    assert alert["alert"] == "slow_operation"
+    assert (alert["operation"], alert["model"], alert["threshold_ms"]) == ("chat", "gpt-4o-mini", 5)
+    assert alert["duration_ms"] >= 20
+    assert len(alert["trace_id"]) == 32
+    assert alert["request_id"]
+    assert raw.headers["x-request-id"] != ""
+
+
+async def test_a_dead_webhook_drops_alerts_without_blocking(unused_tcp_port: int) -> None:
+    """notify() never waits; alerts to a closed port are dropped after one warning."""
+    alerts = WebhookAlerts(f"http://127.0.0.1:{unused_tcp_port}/hook", dedup_s=0, queue_size=2)
+    alerts.start()
+    try:
+        accepted = [alerts.notify(("k", str(i)), {"i": i}) for i in range(10)]
+        assert accepted[:2] == [True, True]
+        assert alerts.suppressed >= 1
+    finally:
+        await alerts.close()
+    assert alerts.sent == 0
