@@ -145,6 +145,26 @@ class Telemetry(_Strict):
     alert_dedup_s: float = Field(300, ge=0)  # at most one webhook per operation+model this often
 
 
+class Breaker(_Strict):
+    window_s: float = Field(30, gt=0)  # failure ratio measured over this sliding window
+    min_calls: int = Field(10, ge=1)  # ...once it has at least this many calls
+    failure_ratio: float = Field(0.5, gt=0, le=1)
+    consecutive_failures: int = Field(5, ge=1)  # or after this many failures in a row
+    open_s: float = Field(5, gt=0)  # first open period; doubles on every re-open
+    max_open_s: float = Field(120, gt=0)
+    credentials_cooldown_s: float = Field(300, gt=0)  # a provider answering 401/403 rests this long
+
+
+class Resilience(_Strict):
+    deadline_s: float = Field(60, gt=0)  # default deadline per request: all attempts and fallbacks
+    backoff_base_s: float = Field(0.25, ge=0)  # full jitter: random(0, min(cap, base * 2^n))
+    backoff_cap_s: float = Field(8, ge=0)
+    retry_budget_ratio: float = Field(0.2, ge=0)  # retries <= ratio * requests + floor ...
+    retry_budget_floor: int = Field(3, ge=0)
+    retry_budget_window_s: float = Field(10, gt=0)  # ... over this sliding window
+    breaker: Breaker = Field(default_factory=Breaker)
+
+
 class Limits(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
@@ -164,6 +184,7 @@ class Settings(_Strict):
     alerts: Alerts = Field(default_factory=Alerts)
     limits: Limits = Field(default_factory=Limits)
     telemetry: Telemetry = Field(default_factory=Telemetry)
+    resilience: Resilience = Field(default_factory=Resilience)
 
     @field_validator("operations", mode="before")
     @classmethod

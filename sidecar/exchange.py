@@ -56,6 +56,7 @@ class Exchange:
     response_model: str | None = None  # model the upstream says answered
     attempts: int = 0
     upstream_s: float = 0.0  # time spent waiting on the upstream, for the overhead figure
+    deadline: float | None = None  # time.monotonic() by which every attempt must be done
     fallback: str | None = None  # "from->to" when degraded
 
     # Filled on the way back.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from sidecar.config import Settings
 from sidecar.telemetry.recorder import Telemetry
 from sidecar.telemetry.setup import Providers
+from sidecar.upstream.breaker import Breakers
 from sidecar.upstream.transport import HttpTransport, Transport
 
 
@@ -15,6 +18,9 @@ class Runtime:
     settings: Settings
     transport: Transport
     telemetry: Telemetry
+    breakers: Breakers
+    # How the pipeline waits between retries; tests swap in one that records instead of sleeping.
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
 
     @classmethod
     def create(
@@ -23,11 +29,17 @@ class Runtime:
         *,
         transport: Transport | None = None,
         providers: Providers | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> Runtime:
+        telemetry = Telemetry(settings, providers or Providers())
+        breakers = Breakers(settings.resilience.breaker)
+        telemetry.observe_circuits(breakers.states)
         return cls(
             settings=settings,
             transport=transport or HttpTransport(),
-            telemetry=Telemetry(settings, providers or Providers()),
+            telemetry=telemetry,
+            breakers=breakers,
+            sleep=sleep or asyncio.sleep,
         )
 
     def start(self) -> None:

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from functools import partial
 
 import orjson
@@ -35,14 +36,16 @@ def create_app(
     *,
     transport: Transport | None = None,
     providers: Providers | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> web.Application:
     # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
     app.cleanup_ctx.append(
-        partial(_runtime, settings=settings, transport=transport, providers=providers)
+        partial(_runtime, settings=settings, transport=transport, providers=providers, sleep=sleep)
     )
     app.router.add_route("*", "/v1/{tail:.*}", proxy)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sidecar/report", report)
     return app
@@ -54,8 +57,9 @@ async def _runtime(
     settings: Settings,
     transport: Transport | None,
     providers: Providers | None,
+    sleep: Callable[[float], Awaitable[None]] | None,
 ) -> AsyncIterator[None]:
-    rt = Runtime.create(settings, transport=transport, providers=providers)
+    rt = Runtime.create(settings, transport=transport, providers=providers, sleep=sleep)
     app[RUNTIME] = rt
     app[PIPELINE] = build_pipeline(rt)
     rt.start()
@@ -65,6 +69,31 @@ async def _runtime(
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness; circuits that are open make the upstream, and so the sidecar, degraded."""
+    circuits = [
+        {"provider": provider, "model": model, "state": state.name.lower()}
+        for provider, model, state in request.app[RUNTIME].breakers.states()
+    ]
+    failing = [c for c in circuits if c["state"] != "closed"]
+    upstream = {
+        "status": "degraded" if failing else "healthy",
+        "latency_ms": None,
+        "message": (
+            "circuits not closed: " + ", ".join(f"{c['provider']}/{c['model']}" for c in failing)
+            if failing
+            else "all circuits closed"
+        ),
+        "circuits": circuits,
+    }
+    body = {
+        "status": upstream["status"],
+        "services": {"upstream": upstream},
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+    return web.json_response(body, dumps=_dumps)
 
 
 async def metrics(request: web.Request) -> web.Response:

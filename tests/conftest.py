@@ -45,14 +45,37 @@ def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return PROVIDER_KEY
 
 
+class Sleeps:
+    """Stands in for asyncio.sleep between retries: records each delay, waits for none.
+
+    Tests whose subject is not timing use it, so retries cost no wall-clock time and the delays
+    the sidecar chose can be asserted on.
+    """
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
 @pytest.fixture
 def make_sidecar(
-    aiohttp_server: ServerFactory, provider_key: str
+    aiohttp_server: ServerFactory, provider_key: str, sleeps: Sleeps
 ) -> Callable[..., Awaitable[TestServer]]:
-    """Start a sidecar in front of an upstream base URL, with config overrides."""
+    """Start a sidecar in front of an upstream base URL, with config overrides.
 
-    async def make(upstream_url: str, **overrides: Any) -> TestServer:
-        app = create_app(sidecar_settings(upstream_url, **overrides))
+    Retry waits go to the ``sleeps`` recorder unless ``real_sleep=True``.
+    """
+
+    async def make(upstream_url: str, *, real_sleep: bool = False, **overrides: Any) -> TestServer:
+        sleep = None if real_sleep else sleeps
+        app = create_app(sidecar_settings(upstream_url, **overrides), sleep=sleep)
         return await aiohttp_server(app)
 
     return make

@@ -16,17 +16,21 @@ from sidecar.pipeline.telemetry import AttemptSpan, RequestTelemetry
 from sidecar.pipeline.usage import CaptureUsage
 from sidecar.runtime import Runtime
 from sidecar.upstream.call import UpstreamCall
+from sidecar.upstream.resilience import Resilience
 
 
 def build_pipeline(rt: Runtime) -> Next:
     settings = rt.settings
     observe = settings.telemetry.enabled
+    router = Router(settings)
     stages: list[Stage | None] = [
         RequestTelemetry(rt.telemetry) if observe else None,  # server span, metrics, stats
         ErrorEnvelope(),  # any error below becomes the OpenAI error envelope
         ReadBody(settings.limits.max_body_bytes),  # size limit, JSON parsing
         Identify(settings),  # user, operation, priority, model, stream
-        Router(settings),  # provider for the model
+        router,  # provider for the model
+        # retries, fallback chains, circuit breakers, one deadline for all of them
+        Resilience(settings, router, rt.telemetry, rt.breakers, sleep=rt.sleep),
         AttemptSpan(rt.telemetry) if observe else None,  # client span per upstream attempt
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]

@@ -6,10 +6,11 @@ Stages never touch exporters; they record through this object, whose names all c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
 
 from sidecar.config import Settings
@@ -71,6 +72,21 @@ class Telemetry:
         )
         self.alerts = WebhookAlerts(
             settings.alerts.webhook_url, dedup_s=settings.telemetry.alert_dedup_s
+        )
+
+    def observe_circuits(self, states: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+        """Export circuit states (0 closed, 1 half-open, 2 open) as an observable gauge."""
+
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            for provider, model, state in states():
+                labels = {n.LABEL_PROVIDER: provider, n.LABEL_MODEL: self.models.fold(model)}
+                yield Observation(int(state), labels)
+
+        self.providers.meter.create_observable_gauge(
+            n.SIDECAR_CIRCUIT_STATE,
+            callbacks=[observe],
+            unit="1",
+            description="Circuit breaker state: 0 closed, 1 half-open, 2 open",
         )
 
     def start(self) -> None:

@@ -173,7 +173,8 @@ class Providers:
             resource=resource, metric_readers=readers, views=_views()
         )
         self.tracer: Tracer = self.tracer_provider.get_tracer("sidecar", __version__)
-        self.instruments = Instruments(self.meter_provider.get_meter("sidecar", __version__))
+        self.meter = self.meter_provider.get_meter("sidecar", __version__)
+        self.instruments = Instruments(self.meter)
 
     def shutdown(self) -> None:
         # Bounded: a dead collector must not hold up the process exit for long.

@@ -73,12 +73,15 @@ class UpstreamCall:
         provider = ex.provider
         assert provider is not None, "the routing stage runs before the upstream call"
         url = f"{provider.base_url}/{ex.path}" + (f"?{ex.query}" if ex.query else "")
+        timeout_s = provider.timeout_s
+        if ex.deadline is not None:
+            timeout_s = min(timeout_s, max(0.001, ex.deadline - time.monotonic()))
         request = UpstreamRequest(
             method=ex.method,
             url=url,
             headers=request_headers(ex, provider.api_key()),
             body=ex.upstream_body(),
-            timeout_s=provider.timeout_s,
+            timeout_s=timeout_s,
             stream=ex.stream,
         )
         ex.attempts += 1

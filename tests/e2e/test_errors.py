@@ -98,9 +98,9 @@ async def test_upstream_timeout_is_timeout_error(
 ) -> None:
     """A provider that does not answer within timeout_s gives 504 TIMEOUT."""
     url = str(upstream.make_url("/v1"))
+    provider = {"base_url": url, "api_key_env": "SIDECAR_TEST_KEY", "timeout_s": 0.2}
     server = await make_sidecar(
-        url,
-        providers={"sim": {"base_url": url, "api_key_env": "SIDECAR_TEST_KEY", "timeout_s": 0.2}},
+        url, providers={"sim": provider}, operations={"chat": {"max_attempts": 1, "fallbacks": []}}
     )
     async with sdk(server) as client:
         with pytest.raises(openai.InternalServerError) as caught:

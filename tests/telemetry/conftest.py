@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from sidecar.server import create_app
 from sidecar.telemetry.setup import Providers
-from tests.conftest import APP_KEY, sidecar_settings
+from tests.conftest import APP_KEY, Sleeps, sidecar_settings
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -27,7 +27,7 @@ class Observed:
 
 @pytest.fixture
 def observe(
-    upstream: TestServer, aiohttp_server: ServerFactory, provider_key: str
+    upstream: TestServer, aiohttp_server: ServerFactory, provider_key: str, sleeps: Sleeps
 ) -> Callable[..., Awaitable[Observed]]:
     """Start a sidecar (config overrides as kwargs) whose spans go to an in-memory exporter."""
     clients: list[openai.AsyncOpenAI] = []
@@ -36,7 +36,7 @@ def observe(
         spans = InMemorySpanExporter()
         providers = Providers(env={}, span_exporter=spans)
         settings = sidecar_settings(str(upstream.make_url("/v1")), **overrides)
-        server = await aiohttp_server(create_app(settings, providers=providers))
+        server = await aiohttp_server(create_app(settings, providers=providers, sleep=sleeps))
         client = openai.AsyncOpenAI(
             base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0
         )

@@ -1,0 +1,299 @@
+"""Retries, deadlines, fallbacks and breakers: simulator faults in, openai SDK out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+
+from sidecar.server import RUNTIME
+from sidecar.simulator import Faults, Simulator, SimulatorConfig
+from tests.conftest import APP_KEY, Sleeps
+
+MakeSidecar = Callable[..., Awaitable[TestServer]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+NO_FALLBACKS: dict[str, dict[str, Any]] = {"chat": {"fallbacks": []}}
+
+
+def sdk(server: TestServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0)
+
+
+def calls(sim: Simulator, model: str | None = None) -> list[str]:
+    return [seen.model or "" for seen in sim.seen if model is None or seen.model == model]
+
+
+async def chat(server: TestServer, model: str = "gpt-4o", **kwargs: Any) -> Any:
+    async with sdk(server) as client:
+        return await client.chat.completions.with_raw_response.create(
+            model=model, messages=MESSAGES, **kwargs
+        )
+
+
+@pytest.fixture
+async def url(upstream: TestServer) -> str:
+    return str(upstream.make_url("/v1"))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "code", "upstream_calls"),
+    [
+        (429, 429, "RATE_LIMIT", 3),
+        ("quota", 429, "QUOTA_EXCEEDED", 1),
+        ("tpm", 429, "RATE_LIMIT", 1),
+        ("context", 400, "CONTEXT_LENGTH", 1),
+        (400, 400, "INVALID_INPUT", 1),
+        (401, 503, "MODEL_UNAVAILABLE", 1),
+        (403, 503, "MODEL_UNAVAILABLE", 1),
+        (404, 503, "MODEL_UNAVAILABLE", 1),
+        (408, 504, "TIMEOUT", 3),
+        (409, 503, "MODEL_UNAVAILABLE", 3),
+        (500, 503, "MODEL_UNAVAILABLE", 3),
+        (502, 503, "MODEL_UNAVAILABLE", 3),
+        (503, 503, "MODEL_UNAVAILABLE", 3),
+        (504, 504, "TIMEOUT", 3),
+        ("garbage", 502, "NETWORK", 3),
+        ("reset", 502, "NETWORK", 3),
+    ],
+)
+async def test_classification_table_end_to_end(
+    sim: Simulator,
+    url: str,
+    make_sidecar: MakeSidecar,
+    outcome: int | str,
+    status: int,
+    code: str,
+    upstream_calls: int,
+) -> None:
+    """Each upstream failure maps to its code and status, retried only when retrying can help."""
+    sim.script("gpt-4o", [outcome] * 3)
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await chat(server)
+    error = caught.value.response.json()["error"]
+    assert (caught.value.status_code, error["code"]) == (status, code)
+    assert len(calls(sim)) == upstream_calls
+    retried = upstream_calls > 1
+    assert (caught.value.response.headers.get("x-should-retry") == "false") is not error["retry"]
+    if not retried:
+        assert caught.value.response.headers["x-should-retry"] == "false"
+
+
+async def test_a_transient_failure_is_invisible_to_the_client(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, sleeps: Sleeps
+) -> None:
+    """503 then success: the app gets its answer; the retry waited a full-jitter backoff."""
+    sim.script("gpt-4o", [503, 200])
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    raw = await chat(server)
+    assert raw.parse().choices[0].message.content
+    assert len(calls(sim)) == 2
+    (delay,) = sleeps.delays
+    assert 0 <= delay < 0.25  # base 0.25 s, first retry: uniform in [0, 0.25)
+
+
+async def test_retry_after_is_honoured(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, sleeps: Sleeps
+) -> None:
+    """A 429's retry-after-ms hint is the wait chosen before the retry."""
+    sim.config.faults = Faults(retry_after_s=1.5)
+    sim.script("gpt-4o", [429, 200])
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    await chat(server)
+    assert sleeps.delays == [1.5]
+
+
+async def test_retry_after_is_honoured_in_real_time(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """With real sleeps, the retry reaches the upstream no sooner than Retry-After allows."""
+    sim.config.faults = Faults(retry_after_s=0.3)
+    sim.script("gpt-4o", [429, 200])
+    server = await make_sidecar(url, operations=NO_FALLBACKS, real_sleep=True)
+    await chat(server)
+    first, second = sim.seen[-2], sim.seen[-1]
+    assert 0.3 <= second.t - first.t < 1.0
+
+
+async def test_a_retry_hint_past_the_deadline_falls_back_instead_of_waiting(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, sleeps: Sleeps
+) -> None:
+    """When waiting out Retry-After would pass the deadline, the next model is tried at once."""
+    sim.config.faults = Faults(retry_after_s=30)
+    sim.script("gpt-4o", [429])
+    server = await make_sidecar(url, operations={"chat": {"deadline_s": 5}})
+    raw = await chat(server)
+    assert raw.headers["x-sidecar-fallback"] == "gpt-4o->gpt-4"
+    assert sleeps.delays == []
+
+
+async def test_one_deadline_covers_every_attempt_and_fallback(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """A hanging upstream gets 504 TIMEOUT within the deadline plus a small margin."""
+    server = await make_sidecar(url, operations={"chat": {"deadline_s": 0.6}})
+    started = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as caught:
+        await chat(server, extra_headers={"X-Mock-Outcome": "timeout"})
+    elapsed = time.monotonic() - started
+    assert caught.value.status_code == 504
+    assert caught.value.response.json()["error"]["code"] == "TIMEOUT"
+    assert 0.6 <= elapsed < 0.6 + 0.4
+
+
+async def test_fallback_chain_order_is_what_the_upstream_sees(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """gpt-4o fails, then gpt-4: gpt-3.5-turbo answers, and the client is told so."""
+    sim.script("gpt-4o", [503] * 3)
+    sim.script("gpt-4", [503] * 3)
+    server = await make_sidecar(url)
+    raw = await chat(server)
+    assert calls(sim) == ["gpt-4o"] * 3 + ["gpt-4"] * 3 + ["gpt-3.5-turbo"]
+    assert raw.headers["x-sidecar-fallback"] == "gpt-4o->gpt-3.5-turbo"
+    assert raw.headers["x-sidecar-model"] == "gpt-3.5-turbo"
+
+
+async def test_no_fallback_on_invalid_input(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """A request the upstream rejects as invalid is not sent to other models."""
+    sim.script("gpt-4o", [400])
+    server = await make_sidecar(url)
+    with pytest.raises(openai.BadRequestError):
+        await chat(server)
+    assert calls(sim) == ["gpt-4o"]
+
+
+async def test_image_fallback_rewrites_model_and_quality(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """dall-e-3 hd → dall-e-3 standard → dall-e-2 standard, rewriting the request each time."""
+    sim.script("dall-e-3", [503, 503, 503, 503])
+    server = await make_sidecar(url)
+    async with sdk(server) as client:
+        raw = await client.images.with_raw_response.generate(
+            model="dall-e-3", prompt="a lighthouse", quality="hd"
+        )
+    sent = [(s.model, (s.body or {}).get("quality")) for s in sim.seen]
+    assert sent == [("dall-e-3", "hd")] * 2 + [("dall-e-3", "standard")] * 2 + [
+        ("dall-e-2", "standard")
+    ]
+    assert raw.headers["x-sidecar-fallback"] == "dall-e-3->dall-e-2:standard"
+
+
+async def test_fallback_may_cross_providers(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
+) -> None:
+    """A chain entry 'provider/model' moves the request to another provider."""
+    backup = Simulator(SimulatorConfig(seed=3))
+    backup_server = await aiohttp_server(backup.app())
+    sim.script("gpt-4o", [503] * 3)
+    server = await make_sidecar(
+        url,
+        providers={
+            "sim": {"base_url": url, "api_key_env": "SIDECAR_TEST_KEY"},
+            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
+        },
+        operations={"chat": {"fallbacks": ["gpt-4o", "backup/llama3"]}},
+    )
+    raw = await chat(server)
+    assert calls(backup) == ["llama3"]
+    assert raw.headers["x-sidecar-fallback"] == "gpt-4o->backup/llama3"
+    assert raw.headers["x-sidecar-model"] == "llama3"
+
+
+async def test_breaker_opens_short_circuits_and_recovers(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """After the threshold the model is skipped without an upstream call; a probe closes it."""
+    server = await make_sidecar(
+        url,
+        operations={"chat": {"fallbacks": [], "max_attempts": 1}},
+        resilience={"breaker": {"consecutive_failures": 3, "open_s": 30}},
+    )
+    clock = FakeClock()
+    server.app[RUNTIME].breakers.clock = clock
+    sim.script("gpt-4o", [503] * 3)
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            await chat(server)
+    assert len(calls(sim)) == 3
+    with pytest.raises(openai.InternalServerError) as caught:
+        await chat(server)
+    assert len(calls(sim)) == 3  # short-circuited: the upstream was not called
+    assert "circuit is open" in caught.value.response.json()["error"]["message"]
+    assert int(caught.value.response.headers["retry-after"]) == 30
+    assert await readiness(server) == "degraded"
+
+    clock.now += 30  # the open period is over: the next call is a probe, and it succeeds
+    raw = await chat(server)
+    assert raw.parse().choices
+    assert len(calls(sim)) == 4
+    assert await readiness(server) == "healthy"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def readiness(server: TestServer) -> str:
+    async with aiohttp.ClientSession() as http, http.get(server.make_url("/readyz")) as resp:
+        return str((await resp.json())["status"])
+
+
+async def test_retry_budget_caps_retries_under_a_failure_burst(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """With every call failing, upstream calls stay near 1.2 per request, not 3."""
+    sim.config.faults = Faults(rate_503=1.0)
+    server = await make_sidecar(
+        url,
+        operations=NO_FALLBACKS,
+        resilience={"breaker": {"consecutive_failures": 10_000, "min_calls": 10_000}},
+    )
+    requests = 60
+    async with sdk(server) as client:
+        for _ in range(requests):
+            with pytest.raises(openai.InternalServerError):
+                await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert len(calls(sim)) <= requests * 1.2 + 3
+    assert len(calls(sim)) > requests  # some retries were still allowed
+
+
+async def test_no_retry_once_a_stream_has_started(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """An upstream reset mid-stream ends the stream with an error event; it is not retried."""
+    sim.script("gpt-4o", ["reset"])
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    async with sdk(server) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True
+        )
+        with pytest.raises(openai.APIError):
+            async for _ in stream:
+                pass
+    assert len(calls(sim)) == 1
+
+
+async def test_bad_credentials_rest_the_provider(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """After a 401 the provider rests: the next request fails fast without an upstream call."""
+    sim.script("gpt-4o", [401])
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError):
+            await chat(server)
+    assert len(calls(sim)) == 1
