@@ -127,7 +127,10 @@ class Resilience:
                 if delay is None:
                     raise failure from None
                 self.telemetry.retry(ex, error_code=failure.code.value, delay_s=delay)
+                # Waiting out the upstream's failure is upstream time, not sidecar overhead.
+                waited = time.perf_counter()
                 await self.sleep(delay)
+                ex.upstream_s += time.perf_counter() - waited
             except asyncio.CancelledError:
                 breaker.release()
                 raise

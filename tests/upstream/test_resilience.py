@@ -297,3 +297,14 @@ async def test_bad_credentials_rest_the_provider(
         with pytest.raises(openai.InternalServerError):
             await chat(server)
     assert len(calls(sim)) == 1
+
+
+async def test_backoff_waits_do_not_count_as_sidecar_overhead(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """X-Sidecar-Overhead-Ms excludes the time spent waiting out a Retry-After."""
+    sim.config.faults = Faults(retry_after_s=0.3)
+    sim.script("gpt-4o", [429, 200])
+    server = await make_sidecar(url, operations=NO_FALLBACKS, real_sleep=True)
+    raw = await chat(server)
+    assert float(raw.headers["x-sidecar-overhead-ms"]) < 100
