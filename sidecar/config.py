@@ -217,10 +217,10 @@ class Settings(_Strict):
         return next(iter(self.providers))
 
     def operation(self, name: str) -> Operation:
-        return self.operations.get(name) or _DEFAULT_OPERATION
+        return self.operations.get(name) or DEFAULT_OPERATION
 
 
-_DEFAULT_OPERATION = Operation()
+DEFAULT_OPERATION = Operation()  # frozen, so one instance serves every request
 
 
 def load_settings(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> Settings:

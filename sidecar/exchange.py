@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from multidict import CIMultiDictProxy
 
-from sidecar.config import Operation, Priority, Provider
+from sidecar.config import DEFAULT_OPERATION, Operation, Priority, Provider
 
 
 @dataclass(slots=True)
@@ -43,7 +43,7 @@ class Exchange:
     # Filled by the identity stage.
     user: str = "anonymous"
     operation: str = "chat"
-    op: Operation = field(default_factory=Operation)
+    op: Operation = field(default=DEFAULT_OPERATION)
     priority: Priority = "normal"
     model: str | None = None  # as the client asked
     stream: bool = False

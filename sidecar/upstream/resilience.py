@@ -14,10 +14,11 @@ deadline, the breaker, the budget and the chain, and the happy path costs one br
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from sidecar.config import Settings
@@ -87,7 +88,7 @@ class Resilience:
             return await call_next(ex)  # pass-through: no model to retry or fall back on
         failure: SidecarError | None = None
         for index, target in enumerate(self.chain(ex)):
-            if index > 0:
+            if index > 0:  # only reached when the requested model failed: the chain is lazy
                 self._switch(ex, target, failure)
             breaker = self.breakers.get(ex.provider_name, target.model)
             if self.breakers.provider_resting(ex.provider_name) or not breaker.allow():
@@ -102,15 +103,16 @@ class Resilience:
         assert failure is not None
         raise failure
 
-    def chain(self, ex: Exchange) -> list[Target]:
+    def chain(self, ex: Exchange) -> Iterator[Target]:
         """The requested model, then the fallbacks after it (all of them if it is not listed)."""
         images = ex.operation == "image-generation"
         assert ex.model is not None
         requested = Target(ex.upstream_model or ex.model, _quality(ex) if images else None)
-        fallbacks = [Target.parse(text, images=images) for text in ex.op.fallbacks]
+        yield requested
+        fallbacks = _targets(tuple(ex.op.fallbacks), images=images)
         position = _position(requested, fallbacks)
         rest = fallbacks[position + 1 :] if position is not None else fallbacks
-        return [requested, *(t for t in rest if t != requested)]
+        yield from (target for target in rest if target != requested)
 
     async def _attempts(self, ex: Exchange, call_next: Next, breaker: CircuitBreaker) -> Reply:
         key = (ex.provider_name, ex.upstream_model or "")
@@ -199,12 +201,18 @@ class Resilience:
         )
 
 
+@functools.cache
+def _targets(texts: tuple[str, ...], *, images: bool) -> tuple[Target, ...]:
+    """Parsed once per configured chain (the configuration is fixed for the process)."""
+    return tuple(Target.parse(text, images=images) for text in texts)
+
+
 def _quality(ex: Exchange) -> str | None:
     quality = (ex.body or {}).get("quality")
     return quality if isinstance(quality, str) else None
 
 
-def _position(requested: Target, chain: list[Target]) -> int | None:
+def _position(requested: Target, chain: tuple[Target, ...]) -> int | None:
     for i, target in enumerate(chain):
         if target == requested:
             return i
