@@ -6,6 +6,7 @@ Stages never touch exporters; they record through this object, whose names all c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -94,7 +95,7 @@ class Telemetry:
 
     async def close(self) -> None:
         await self.alerts.close()
-        self.providers.shutdown()
+        await asyncio.to_thread(self.providers.shutdown)
 
     def labels(self, ex: Exchange, **extra: str) -> dict[str, AttributeValue]:
         """Bounded metric labels for an exchange; never the user."""

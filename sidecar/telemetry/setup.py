@@ -1,15 +1,17 @@
 """SDK and exporter set-up: the one module that touches the OpenTelemetry SDK.
 
-Export is configured purely by the standard ``OTEL_*`` variables: OTLP (gRPC or HTTP/protobuf)
-when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set, through a batch span processor and a periodic
-metric reader, so a slow or absent collector never delays a request and memory stays bounded
-(spans beyond the queue are dropped). ``GET /metrics`` exposes the same instruments.
+Export is configured purely by the standard ``OTEL_*`` variables, read from the environment by
+the SDK itself: OTLP (gRPC or HTTP/protobuf) when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set,
+through a batch span processor and a periodic metric reader, so a slow or absent collector never
+delays a request and memory stays bounded (spans beyond the queue are dropped). ``GET /metrics``
+exposes the same instruments.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -140,17 +142,16 @@ class Providers:
     def __init__(
         self,
         *,
-        env: Env | None = None,
+        otlp: bool = True,
         span_exporter: SpanExporter | None = None,
         metric_readers: Sequence[MetricReader] = (),
     ) -> None:
-        env = os.environ if env is None else env
-        resource = Resource.create(
-            {
-                "service.name": env.get("OTEL_SERVICE_NAME", "llm-sidecar"),
-                "service.version": __version__,
-            }
-        )
+        """``otlp=False`` ignores the OTLP variables (tests that must not export anywhere)."""
+        env: Env = os.environ if otlp else {}
+        attributes = {"service.version": __version__}
+        if "OTEL_SERVICE_NAME" not in os.environ:
+            attributes["service.name"] = "llm-sidecar"  # the SDK would say unknown_service
+        resource = Resource.create(attributes)
         processors: list[SpanProcessor] = []
         if span_exporter is not None:
             processors.append(SimpleSpanProcessor(span_exporter))
@@ -176,11 +177,28 @@ class Providers:
         self.meter = self.meter_provider.get_meter("sidecar", __version__)
         self.instruments = Instruments(self.meter)
 
-    def shutdown(self) -> None:
-        # Bounded: a dead collector must not hold up the process exit for long.
-        self.tracer_provider.force_flush(timeout_millis=2000)
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown(timeout_millis=2000)
+    def shutdown(self, timeout_s: float = 2.0) -> None:
+        """Flush and stop, waiting at most ``timeout_s``.
+
+        The SDK's batch processor ignores flush timeouts and tries every queued batch against
+        the exporter's own timeout, so a dead collector could hold shutdown for half a minute.
+        It runs in a daemon thread instead; whatever is not out by then is dropped.
+        """
+
+        def stop() -> None:
+            self.tracer_provider.shutdown()
+            self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
+
+        worker = threading.Thread(target=stop, name="otel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+
+
+# Loggers whose warnings mean "telemetry is not getting out": the exporters, the batch processor
+# (its queue fills when exports fail) and the periodic metric reader.
+_EXPORT_LOGGERS = frozenset(
+    {"opentelemetry.sdk._shared_internal", "opentelemetry.sdk.metrics._internal.export"}
+)
 
 
 class ExportWarnings(logging.Filter):
@@ -196,7 +214,11 @@ class ExportWarnings(logging.Filter):
         self._last = -quiet_s
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("opentelemetry") or record.levelno < logging.WARNING:
+        if record.name not in _EXPORT_LOGGERS and not record.name.startswith(
+            "opentelemetry.exporter"
+        ):
+            return True
+        if record.levelno < logging.WARNING:
             return True
         now = time.monotonic()
         if now - self._last < self.quiet_s:

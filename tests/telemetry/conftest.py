@@ -34,7 +34,7 @@ def observe(
 
     async def start(**overrides: Any) -> Observed:
         spans = InMemorySpanExporter()
-        providers = Providers(env={}, span_exporter=spans)
+        providers = Providers(otlp=False, span_exporter=spans)
         settings = sidecar_settings(str(upstream.make_url("/v1")), **overrides)
         server = await aiohttp_server(create_app(settings, providers=providers, sleep=sleeps))
         client = openai.AsyncOpenAI(
