@@ -232,7 +232,7 @@ async def test_breaker_opens_short_circuits_and_recovers(
     assert int(caught.value.response.headers["retry-after"]) == 30
     assert await readiness(server) == "degraded"
 
-    clock.now += 30  # the open period is over: the next call is a probe, and it succeeds
+    clock.now += 30.5  # the open period is over: the next call is a probe, and it succeeds
     raw = await chat(server)
     assert raw.parse().choices
     assert len(calls(sim)) == 4
