@@ -8,6 +8,7 @@ sits just before the upstream call, so every retry and fallback gets its own cli
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
@@ -113,9 +114,10 @@ class RequestTelemetry:
             fingerprint=hash(ex.raw_body) if ex.model is not None else 0,
             error_code=None if ok else ex.error_code or f"HTTP_{status}",
         )
-        span.set_attributes(self._attributes(ex, status))
-        if not ok:
-            span.set_status(Status(StatusCode.ERROR, ex.error_code))
+        if span.is_recording():  # with no exporter configured, spans are not recorded at all
+            span.set_attributes(self._attributes(ex, status))
+            if not ok:
+                span.set_status(Status(StatusCode.ERROR, ex.error_code))
         span.end()
 
     def _gen_ai_metrics(self, ex: Exchange, duration: float, first_chunk_s: float | None) -> None:
@@ -213,9 +215,7 @@ class AttemptSpan:
         if model:
             attributes[n.GEN_AI_REQUEST_MODEL] = model
         if ex.provider is not None:
-            address = urlsplit(ex.provider.base_url)
-            attributes[n.SERVER_ADDRESS] = address.hostname or ""
-            attributes[n.SERVER_PORT] = address.port or (443 if address.scheme == "https" else 80)
+            attributes.update(_server_attributes(ex.provider.base_url))
         span = self.t.tracer.start_span(
             f"{operation} {model}" if model else operation,
             kind=SpanKind.CLIENT,
@@ -262,7 +262,17 @@ async def _end_after(
         _end(span, ex, error=error)
 
 
+@functools.cache
+def _server_attributes(base_url: str) -> dict[str, AttributeValue]:
+    address = urlsplit(base_url)
+    port = address.port or (443 if address.scheme == "https" else 80)
+    return {n.SERVER_ADDRESS: address.hostname or "", n.SERVER_PORT: port}
+
+
 def _end(span: Span, ex: Exchange, *, error: str | None) -> None:
+    if not span.is_recording():
+        span.end()
+        return
     span.set_attributes(model_attributes(ex))
     if error is not None:
         span.set_attribute(n.ERROR_TYPE, error)
