@@ -97,7 +97,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[RUNTIME].telemetry.providers.registry
+    telemetry = request.app[RUNTIME].telemetry
+    telemetry.batch.flush()  # what has been buffered belongs in this scrape
+    registry = telemetry.providers.registry
     return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import AsyncGenerator
+from contextvars import Token
 from urllib.parse import urlsplit
 
 import orjson
 from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
@@ -38,6 +40,24 @@ class RequestTelemetry:
         self.t = telemetry
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        span, token = self._start(ex) if self.t.providers.tracing else (trace.INVALID_SPAN, None)
+        try:
+            reply = await call_next(ex)
+        except BaseException as exc:  # the client went away (cancelled) or a bug below us
+            ex.error_code = ex.error_code or type(exc).__name__
+            self._finish(ex, span, 499, None)
+            raise
+        finally:
+            if token is not None:
+                context.detach(token)
+        if reply.stream is None:
+            self._finish(ex, span, reply.status, None)
+        else:
+            reply.stream = self._watch(ex, span, reply.status, reply.stream)
+        return reply
+
+    def _start(self, ex: Exchange) -> tuple[Span, Token[Context]]:
+        """The server span, continuing the app's W3C trace, made current for the stages below."""
         route = f"/v1/{ex.path}" if ex.path in MODEL_ENDPOINTS else "/v1/{path}"
         span = self.t.tracer.start_span(
             f"{ex.method} {route}",
@@ -50,20 +70,7 @@ class RequestTelemetry:
                 n.SIDECAR_REQUEST_ID: ex.request_id,
             },
         )
-        token = context.attach(trace.set_span_in_context(span))
-        try:
-            reply = await call_next(ex)
-        except BaseException as exc:  # the client went away (cancelled) or a bug below us
-            ex.error_code = ex.error_code or type(exc).__name__
-            self._finish(ex, span, 499, None)
-            raise
-        finally:
-            context.detach(token)
-        if reply.stream is None:
-            self._finish(ex, span, reply.status, None)
-        else:
-            reply.stream = self._watch(ex, span, reply.status, reply.stream)
-        return reply
+        return span, context.attach(trace.set_span_in_context(span))
 
     async def _watch(
         self, ex: Exchange, span: Span, status: int, events: AsyncGenerator[bytes]
@@ -89,19 +96,21 @@ class RequestTelemetry:
         duration = time.perf_counter() - ex.started
         ok = status < 400 and ex.error_code is None
         hit = ex.cache == "HIT"
-        metrics = self.t.metrics
+        metrics, batch = self.t.metrics, self.t.batch
         labels = self.t.labels(ex)
         outcome = n.OUTCOME_CACHE_HIT if hit else (n.OUTCOME_SUCCESS if ok else n.OUTCOME_ERROR)
-        metrics.requests.add(
-            1, {**labels, n.LABEL_OUTCOME: outcome, n.LABEL_ERROR_CODE: ex.error_code or ""}
+        batch.add(
+            metrics.requests,
+            1,
+            {**labels, n.LABEL_OUTCOME: outcome, n.LABEL_ERROR_CODE: ex.error_code or ""},
         )
-        metrics.overhead.record(
-            max(0.0, duration - ex.upstream_s), {n.LABEL_OPERATION: ex.operation}
+        batch.record(
+            metrics.overhead, max(0.0, duration - ex.upstream_s), {n.LABEL_OPERATION: ex.operation}
         )
         if ex.model is not None and not hit:
             self._gen_ai_metrics(ex, duration, first_chunk_s)
         if ex.cost_usd:
-            metrics.cost.add(float(ex.cost_usd), labels)
+            batch.add(metrics.cost, float(ex.cost_usd), labels)
         slow = self._check_slow(ex, span, duration)
         self.t.stats.record(
             ex.operation,
@@ -128,16 +137,16 @@ class RequestTelemetry:
         }
         if ex.error_code:
             attributes[n.ERROR_TYPE] = ex.error_code
-        metrics = self.t.metrics
-        metrics.operation_duration.record(duration, attributes)
+        metrics, batch = self.t.metrics, self.t.batch
+        batch.record(metrics.operation_duration, duration, attributes)
         if first_chunk_s is not None:
-            metrics.time_to_first_chunk.record(first_chunk_s, attributes)
+            batch.record(metrics.time_to_first_chunk, first_chunk_s, attributes)
         if ex.usage is not None:
             for kind, tokens in (
                 ("input", ex.usage.input_tokens),
                 ("output", ex.usage.output_tokens),
             ):
-                metrics.token_usage.record(tokens, {**attributes, n.GEN_AI_TOKEN_TYPE: kind})
+                batch.record(metrics.token_usage, tokens, {**attributes, n.GEN_AI_TOKEN_TYPE: kind})
 
     def _check_slow(self, ex: Exchange, span: Span, duration: float) -> bool:
         threshold_ms = ex.op.slow_ms
@@ -148,8 +157,10 @@ class RequestTelemetry:
             n.EVENT_SLOW_OPERATION,
             {n.SIDECAR_DURATION_MS: duration * 1000, n.SIDECAR_THRESHOLD_MS: threshold_ms},
         )
-        self.t.metrics.slow_operations.add(
-            1, {n.LABEL_OPERATION: ex.operation, n.LABEL_MODEL: model}
+        self.t.batch.add(
+            self.t.metrics.slow_operations,
+            1,
+            {n.LABEL_OPERATION: ex.operation, n.LABEL_MODEL: model},
         )
         self.t.alerts.notify(
             ("slow_operation", ex.operation, model),
@@ -159,7 +170,7 @@ class RequestTelemetry:
                 "model": ex.upstream_model or ex.model,
                 "duration_ms": round(duration * 1000, 1),
                 "threshold_ms": threshold_ms,
-                "trace_id": format(span.get_span_context().trace_id, "032x"),
+                "trace_id": _trace_id(span),
                 "request_id": ex.request_id,
             },
         )
@@ -173,7 +184,9 @@ class RequestTelemetry:
             n.SIDECAR_PRIORITY: ex.priority,
             n.SIDECAR_CACHE: ex.cache,
         }
-        attributes.update(model_attributes(ex))
+        # The GenAI attributes (usage, response model...) live on the client spans.
+        if ex.model is not None:
+            attributes[n.GEN_AI_REQUEST_MODEL] = ex.model
         if ex.cost_usd is not None:
             attributes[n.SIDECAR_COST_USD] = float(ex.cost_usd)
         if ex.fallback:
@@ -181,6 +194,11 @@ class RequestTelemetry:
         if ex.error_code:
             attributes[n.ERROR_TYPE] = ex.error_code
         return attributes
+
+
+def _trace_id(span: Span) -> str | None:
+    trace_id = span.get_span_context().trace_id
+    return format(trace_id, "032x") if trace_id else None
 
 
 def model_attributes(ex: Exchange) -> dict[str, AttributeValue]:
@@ -205,6 +223,8 @@ class AttemptSpan:
         self.t = telemetry
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        if not self.t.providers.tracing:
+            return await call_next(ex)  # the app's own traceparent still reaches the provider
         operation = gen_ai_operation(ex)
         model = ex.upstream_model
         attributes: dict[str, AttributeValue] = {

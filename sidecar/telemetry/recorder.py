@@ -18,6 +18,7 @@ from sidecar.config import Settings
 from sidecar.exchange import Exchange
 from sidecar.telemetry import names as n
 from sidecar.telemetry.alerts import WebhookAlerts
+from sidecar.telemetry.batch import MetricBatch
 from sidecar.telemetry.setup import Providers
 from sidecar.telemetry.stats import RollingStats
 
@@ -74,6 +75,8 @@ class Telemetry:
         self.alerts = WebhookAlerts(
             settings.alerts.webhook_url, dedup_s=settings.telemetry.alert_dedup_s
         )
+        # Every measurement goes through the batch: the SDK is too slow for the request path.
+        self.batch = MetricBatch()
 
     def observe_circuits(self, states: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
         """Export circuit states (0 closed, 1 half-open, 2 open) as an observable gauge."""
@@ -92,9 +95,11 @@ class Telemetry:
 
     def start(self) -> None:
         self.alerts.start()
+        self.batch.start()
 
     async def close(self) -> None:
         await self.alerts.close()
+        await self.batch.close()
         await asyncio.to_thread(self.providers.shutdown)
 
     def labels(self, ex: Exchange, **extra: str) -> dict[str, AttributeValue]:
@@ -115,7 +120,7 @@ class Telemetry:
             n.EVENT_RETRY,
             {n.SIDECAR_ATTEMPT: ex.attempts, n.ERROR_TYPE: error_code, "sidecar.delay_s": delay_s},
         )
-        self.metrics.retries.add(1, self.labels(ex, **{n.LABEL_ERROR_CODE: error_code}))
+        self.batch.add(self.metrics.retries, 1, self.labels(ex, **{n.LABEL_ERROR_CODE: error_code}))
 
     def fallback(self, ex: Exchange, *, source: str, target: str, error_code: str) -> None:
         self.event(
@@ -126,7 +131,8 @@ class Telemetry:
                 n.ERROR_TYPE: error_code,
             },
         )
-        self.metrics.fallbacks.add(
+        self.batch.add(
+            self.metrics.fallbacks,
             1,
             {
                 n.LABEL_OPERATION: ex.operation,
@@ -138,18 +144,22 @@ class Telemetry:
     def cache_lookup(self, ex: Exchange, *, hit: bool) -> None:
         if hit:
             self.event(n.EVENT_CACHE_HIT)
-        self.metrics.cache_lookups.add(
-            1, {n.LABEL_OPERATION: ex.operation, n.LABEL_CACHE_RESULT: "hit" if hit else "miss"}
+        self.batch.add(
+            self.metrics.cache_lookups,
+            1,
+            {n.LABEL_OPERATION: ex.operation, n.LABEL_CACHE_RESULT: "hit" if hit else "miss"},
         )
 
     def rate_limited(self, ex: Exchange, *, limit: int, retry_after_s: float) -> None:
         self.event(
             n.EVENT_RATE_LIMITED, {"sidecar.limit": limit, "sidecar.retry_after_s": retry_after_s}
         )
-        self.metrics.ratelimit_rejections.add(1, {n.LABEL_OPERATION: ex.operation})
+        self.batch.add(self.metrics.ratelimit_rejections, 1, {n.LABEL_OPERATION: ex.operation})
 
     def security_finding(self, ex: Exchange, *, kind: str, action: str) -> None:
         self.event(n.EVENT_SECURITY_FINDING, {"sidecar.finding": kind, "sidecar.action": action})
-        self.metrics.security_findings.add(
-            1, {n.LABEL_OPERATION: ex.operation, "sidecar.finding": kind, "sidecar.action": action}
+        self.batch.add(
+            self.metrics.security_findings,
+            1,
+            {n.LABEL_OPERATION: ex.operation, "sidecar.finding": kind, "sidecar.action": action},
         )

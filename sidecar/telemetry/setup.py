@@ -144,9 +144,11 @@ class Providers:
         *,
         otlp: bool = True,
         span_exporter: SpanExporter | None = None,
+        span_processor: SpanProcessor | None = None,
         metric_readers: Sequence[MetricReader] = (),
     ) -> None:
-        """``otlp=False`` ignores the OTLP variables (tests that must not export anywhere)."""
+        """``otlp=False`` ignores the OTLP variables (tests that must not export anywhere);
+        ``span_exporter`` (exported span by span) and ``span_processor`` add span consumers."""
         env: Env = os.environ if otlp else {}
         attributes = {"service.version": __version__}
         if "OTEL_SERVICE_NAME" not in os.environ:
@@ -155,9 +157,12 @@ class Providers:
         processors: list[SpanProcessor] = []
         if span_exporter is not None:
             processors.append(SimpleSpanProcessor(span_exporter))
+        if span_processor is not None:
+            processors.append(span_processor)
         if protocol := otlp_protocol("traces", env):
             processors.append(BatchSpanProcessor(otlp_span_exporter(protocol)))
-        # Nobody would read the spans: skip recording them, but keep trace context flowing.
+        # Whether anyone consumes spans; without a consumer the pipeline creates none at all.
+        self.tracing = bool(processors)
         sampler = None if processors else ALWAYS_OFF
         self.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         for processor in processors:

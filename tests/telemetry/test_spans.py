@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import openai
 import pytest
+from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -137,3 +138,29 @@ async def test_slow_operations_get_a_span_event(
     (event,) = [e for e in server.events if e.name == n.EVENT_SLOW_OPERATION]
     assert (event.attributes or {})[n.SIDECAR_THRESHOLD_MS] == 5
     assert float(str((event.attributes or {})[n.SIDECAR_DURATION_MS])) >= 30
+
+
+async def test_without_a_span_consumer_the_apps_traceparent_passes_through(
+    sidecar: TestServer, sim: Simulator
+) -> None:
+    """With no exporter configured no spans are made, and the provider sees the app's trace."""
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    async with openai.AsyncOpenAI(
+        base_url=str(sidecar.make_url("/v1")), api_key="sk-x", max_retries=0
+    ) as client:
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, extra_headers={"traceparent": traceparent}
+        )
+    assert sim.seen[-1].headers["traceparent"] == traceparent
+
+
+async def test_the_standard_sampler_variables_apply(
+    observe: Callable[..., Awaitable[Observed]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_TRACES_SAMPLER=traceidratio with ratio 0 records no spans: cost scales with it."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    observed = await observe()
+    async with observed.client:
+        await observed.client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert observed.spans.get_finished_spans() == ()

@@ -1,0 +1,201 @@
+"""What telemetry costs per request: the pipeline with it off, on, and on with spans exported.
+
+Network time would drown a difference of microseconds, so this drives the real request pipeline
+in-process over a transport that answers a canned chat completion at once, and times each
+request with ``perf_counter_ns``. Three configurations, interleaved in rounds to cancel drift:
+
+- ``off``: ``telemetry.enabled: false`` (no spans, metrics or statistics);
+- ``on``: the default with no OTLP endpoint (metrics, statistics, unsampled spans);
+- ``on+spans``: every span recorded and handed to a batch processor (exporter discards them).
+
+Two figures per configuration:
+
+- request path: each request timed alone, yielding to the loop between requests as a server
+  does, so the metric batch's background flush runs between them (p50/p95 added over ``off``);
+- amortized: wall time of a whole run of requests plus the final metric flush, divided by the
+  request count: the CPU each request really costs, deferred metric work included.
+
+Run: ``python bench/telemetry.py [--requests 20000] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from pathlib import Path
+from time import perf_counter_ns
+
+import numpy as np
+import orjson
+import uvloop
+from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from rich.console import Console
+from rich.table import Table
+
+from sidecar.config import settings_from_dict
+from sidecar.exchange import Exchange
+from sidecar.pipeline import build_pipeline
+from sidecar.runtime import Runtime
+from sidecar.telemetry.setup import Providers
+from sidecar.upstream.transport import UpstreamRequest
+
+REQUEST = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+ANSWER = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hello"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
+)
+HEADERS = CIMultiDictProxy(
+    CIMultiDict({"Content-Type": "application/json", "X-Sidecar-User": "u1"})
+)
+
+
+class CannedResponse:
+    status = 200
+    headers: Mapping[str, str] = {"Content-Type": "application/json"}
+
+    async def read(self) -> bytes:
+        return ANSWER
+
+    async def events(self) -> AsyncGenerator[bytes]:
+        yield ANSWER
+
+    def close(self) -> None:
+        pass
+
+
+class CannedTransport:
+    """Answers every request at once: the benchmark measures the sidecar, not a network."""
+
+    async def send(self, request: UpstreamRequest) -> CannedResponse:
+        return CannedResponse()
+
+    async def close(self) -> None:
+        pass
+
+
+class DiscardExporter(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+async def read_body(limit: int) -> bytes:
+    return REQUEST
+
+
+def runtime(mode: str) -> Runtime:
+    settings = settings_from_dict(
+        {
+            "providers": {"sim": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": None}},
+            "telemetry": {"enabled": mode != "off"},
+        }
+    )
+    providers = Providers(otlp=False)
+    if mode == "on+spans":
+        providers = Providers(otlp=False, span_processor=BatchSpanProcessor(DiscardExporter()))
+    return Runtime.create(settings, transport=CannedTransport(), providers=providers)
+
+
+async def time_requests(rt: Runtime, count: int) -> list[int]:
+    handle = build_pipeline(rt)
+    timings = []
+    for _ in range(count):
+        ex = Exchange("req", "POST", "chat/completions", "", HEADERS, read_body)
+        started = perf_counter_ns()
+        reply = await handle(ex)
+        timings.append(perf_counter_ns() - started)
+        assert reply.status == 200
+        await asyncio.sleep(0)  # a server's loop runs other tasks (the metric flush) in between
+    return timings
+
+
+async def amortized_us(rt: Runtime, count: int) -> float:
+    """Microseconds per request for a whole run, including handing its metrics to the SDK."""
+    handle = build_pipeline(rt)
+    started = perf_counter_ns()
+    for _ in range(count):
+        await handle(Exchange("req", "POST", "chat/completions", "", HEADERS, read_body))
+    rt.telemetry.batch.flush()
+    return (perf_counter_ns() - started) / count / 1000
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=Path("bench/results/telemetry.json"))
+    args = parser.parse_args()
+    modes = ("off", "on", "on+spans")
+    runtimes = {mode: runtime(mode) for mode in modes}
+    for rt in runtimes.values():
+        await time_requests(rt, 500)  # warm-up
+    timings: dict[str, list[int]] = {mode: [] for mode in modes}
+    per_round = max(1, args.requests // args.rounds)
+    for _ in range(args.rounds):
+        for mode in modes:
+            timings[mode] += await time_requests(runtimes[mode], per_round)
+    amortized = {mode: await amortized_us(runtimes[mode], args.requests // 4) for mode in modes}
+    for rt in runtimes.values():
+        await rt.close()
+    result = summarise(timings, amortized)
+    show(result)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+
+
+def summarise(
+    timings: dict[str, list[int]], amortized: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    result: dict[str, dict[str, float]] = {}
+    base = np.percentile(np.array(timings["off"]) / 1000, [50, 95, 99])
+    for mode, values in timings.items():
+        p50, p95, p99 = np.percentile(np.array(values) / 1000, [50, 95, 99])
+        result[mode] = {
+            "requests": len(values),
+            "p50_us": round(float(p50), 1),
+            "p95_us": round(float(p95), 1),
+            "p99_us": round(float(p99), 1),
+            "added_p50_us": round(float(p50 - base[0]), 1),
+            "added_p95_us": round(float(p95 - base[1]), 1),
+            "amortized_us": round(amortized[mode], 1),
+            "added_amortized_us": round(amortized[mode] - amortized["off"], 1),
+        }
+    return result
+
+
+def show(result: dict[str, dict[str, float]]) -> None:
+    table = Table(title="Pipeline time per request, in-process (µs; amortized incl. metric flush)")
+    columns = ("telemetry", "p50", "p95", "p99", "added p50", "added p95", "amortized", "added")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "telemetry" else "right")
+    for mode, row in result.items():
+        table.add_row(
+            mode,
+            f"{row['p50_us']:.1f}",
+            f"{row['p95_us']:.1f}",
+            f"{row['p99_us']:.1f}",
+            f"{row['added_p50_us']:+.1f}",
+            f"{row['added_p95_us']:+.1f}",
+            f"{row['amortized_us']:.1f}",
+            f"{row['added_amortized_us']:+.1f}",
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
