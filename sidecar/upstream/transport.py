@@ -104,8 +104,12 @@ class HttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=0, limit_per_host=self._limit_per_host, keepalive_timeout=60
             )
+            # No cookie jar: one shared jar would replay a provider's Set-Cookie (e.g. its CDN's
+            # bot cookie) on every user's requests, and API calls never need cookies.
             self._session = aiohttp.ClientSession(
-                connector=connector, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

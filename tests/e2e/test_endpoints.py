@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import aiohttp
 import openai
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sidecar.simulator import Simulator
@@ -130,3 +133,30 @@ async def test_request_id_from_the_app_is_kept(client: openai.AsyncOpenAI, sim: 
     )
     assert raw.headers["x-request-id"] == "req-abc-123"
     assert sim.seen[-1].headers["x-request-id"] == "req-abc-123"
+
+
+async def test_provider_cookies_are_never_replayed_to_other_requests(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    make_sidecar: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """A provider's Set-Cookie is not kept and sent on later calls (another user's, say)."""
+    cookies_seen: list[str | None] = []
+
+    async def models(request: web.Request) -> web.Response:
+        cookies_seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"object": "list", "data": []})
+        response.set_cookie("__cf_bm", "abc")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    upstream = await aiohttp_server(app)
+    # A host name, not an IP: cookie jars ignore cookies from IP-address hosts.
+    sidecar = await make_sidecar(f"http://localhost:{upstream.port}/v1")
+    async with aiohttp.ClientSession() as http:
+        for user in ("alice", "bob"):
+            url = sidecar.make_url("/v1/models")
+            async with http.get(url, headers={"X-Sidecar-User": user}) as resp:
+                assert resp.status == 200
+                assert "Set-Cookie" not in resp.headers
+    assert cookies_seen == [None, None]
