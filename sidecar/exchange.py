@@ -6,12 +6,15 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from multidict import CIMultiDictProxy
 
 from sidecar.config import DEFAULT_OPERATION, Operation, Priority, Provider
+
+if TYPE_CHECKING:
+    from sidecar.stream import StreamObserver
 
 
 @dataclass(slots=True)
@@ -81,12 +84,17 @@ class Exchange:
 
 @dataclass(slots=True)
 class Reply:
-    """What a stage answers: a whole body, or a stream of SSE events relayed as they arrive."""
+    """What a stage answers: a whole body, or a stream of SSE events relayed as they arrive.
+
+    Stages that care about a stream's events attach observers (:mod:`sidecar.stream`) rather
+    than wrapping ``stream``; the relay runs them all in one loop.
+    """
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     stream: AsyncGenerator[bytes] | None = None
+    observers: list[StreamObserver] = field(default_factory=list)
     _json: dict[str, Any] | None = None
 
     def json(self) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from sidecar import stream
 from sidecar.config import Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
@@ -185,8 +186,9 @@ async def _relay(request: web.Request, ex: Exchange, reply: Reply) -> web.Stream
     assert reply.stream is not None
     response = web.StreamResponse(status=reply.status, headers=_headers(ex, reply))
     await response.prepare(request)
+    relayed = stream.events(reply, ex)
     try:
-        async for event in reply.stream:
+        async for event in relayed:
             await response.write(event)
     except SidecarError as err:
         ex.error_code = err.code.value
@@ -195,8 +197,8 @@ async def _relay(request: web.Request, ex: Exchange, reply: Reply) -> web.Stream
         log.debug("client %s went away mid-stream", ex.request_id)
         return response
     finally:
-        # Closing the chain closes the upstream response, so the provider stops generating.
-        await reply.stream.aclose()
+        # Closing the relay closes the upstream response, so the provider stops generating.
+        await relayed.aclose()
     await response.write_eof()
     return response
 

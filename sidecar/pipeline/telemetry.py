@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncGenerator
 from contextvars import Token
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ from sidecar.errors import SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.base import Next
 from sidecar.pipeline.identity import MODEL_ENDPOINTS
+from sidecar.stream import StreamEnd
 from sidecar.telemetry import names as n
 from sidecar.telemetry.recorder import Telemetry
 
@@ -53,7 +53,7 @@ class RequestTelemetry:
         if reply.stream is None:
             self._finish(ex, span, reply.status, None)
         else:
-            reply.stream = self._watch(ex, span, reply.status, reply.stream)
+            reply.observers.append(_RequestStream(self, ex, span, reply.status))
         return reply
 
     def _start(self, ex: Exchange) -> tuple[Span, Token[Context]]:
@@ -71,26 +71,6 @@ class RequestTelemetry:
             },
         )
         return span, context.attach(trace.set_span_in_context(span))
-
-    async def _watch(
-        self, ex: Exchange, span: Span, status: int, events: AsyncGenerator[bytes]
-    ) -> AsyncGenerator[bytes]:
-        first_chunk_s: float | None = None
-        try:
-            async for event in events:
-                if first_chunk_s is None:
-                    first_chunk_s = time.perf_counter() - ex.started
-                yield event
-        except SidecarError as err:
-            ex.error_code = err.code.value
-            span.add_event(n.EVENT_STREAM_ERROR, {n.ERROR_TYPE: err.code.value})
-            raise
-        except GeneratorExit:
-            ex.error_code = ex.error_code or "client_closed"
-            raise
-        finally:
-            await events.aclose()
-            self._finish(ex, span, status, first_chunk_s)
 
     def _finish(self, ex: Exchange, span: Span, status: int, first_chunk_s: float | None) -> None:
         duration = time.perf_counter() - ex.started
@@ -196,6 +176,27 @@ class RequestTelemetry:
         return attributes
 
 
+class _RequestStream:
+    """Times the first chunk and finishes the request's telemetry when the stream ends."""
+
+    def __init__(self, stage: RequestTelemetry, ex: Exchange, span: Span, status: int) -> None:
+        self.stage, self.ex, self.span, self.status = stage, ex, span, status
+        self.first_chunk_s: float | None = None
+
+    def on_event(self, event: bytes) -> bytes | None:
+        if self.first_chunk_s is None:
+            self.first_chunk_s = time.perf_counter() - self.ex.started
+        return event
+
+    def on_end(self, end: StreamEnd) -> None:
+        if end.error is not None:
+            self.ex.error_code = end.error.code.value
+            self.span.add_event(n.EVENT_STREAM_ERROR, {n.ERROR_TYPE: end.error.code.value})
+        elif end.abandoned:
+            self.ex.error_code = self.ex.error_code or "client_closed"
+        self.stage._finish(self.ex, self.span, self.status, self.first_chunk_s)
+
+
 def _trace_id(span: Span) -> str | None:
     trace_id = span.get_span_context().trace_id
     return format(trace_id, "032x") if trace_id else None
@@ -263,23 +264,21 @@ class AttemptSpan:
                 )
             _end(span, ex, error=None)
         else:
-            reply.stream = _end_after(span, ex, reply.stream)
+            reply.observers.append(_AttemptStream(span, ex))
         return reply
 
 
-async def _end_after(
-    span: Span, ex: Exchange, events: AsyncGenerator[bytes]
-) -> AsyncGenerator[bytes]:
-    error: str | None = None
-    try:
-        async for event in events:
-            yield event
-    except SidecarError as err:
-        error = err.code.value
-        raise
-    finally:
-        await events.aclose()
-        _end(span, ex, error=error)
+class _AttemptStream:
+    """Ends the attempt's client span when its stream ends, with usage read from the stream."""
+
+    def __init__(self, span: Span, ex: Exchange) -> None:
+        self.span, self.ex = span, ex
+
+    def on_event(self, event: bytes) -> bytes | None:
+        return event
+
+    def on_end(self, end: StreamEnd) -> None:
+        _end(self.span, self.ex, error=end.error.code.value if end.error else None)
 
 
 @functools.cache

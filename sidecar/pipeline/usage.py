@@ -6,13 +6,13 @@ so usage is never lost, and drops that chunk again when the client did not ask f
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 
 from sidecar.exchange import Exchange, Reply, Usage
 from sidecar.pipeline.base import Next
+from sidecar.stream import StreamEnd
 
 _STREAM_USAGE_PATHS = frozenset({"chat/completions", "completions"})
 
@@ -28,7 +28,7 @@ class CaptureUsage:
         if reply.status >= 400:
             return reply
         if reply.stream is not None:
-            reply.stream = _watch(reply.stream, ex)
+            reply.observers.append(UsageObserver(ex))
         elif (parsed := reply.json()) is not None:
             read_response(parsed, ex)
         return reply
@@ -61,26 +61,31 @@ def usage_of(usage: dict[str, Any]) -> Usage:
     )
 
 
-async def _watch(events: AsyncGenerator[bytes], ex: Exchange) -> AsyncGenerator[bytes]:
-    first = True
-    try:
-        async for event in events:
-            # Parse only the few events that carry what we need; the rest pass untouched.
-            interesting = (
-                first
-                or b'"finish_reason":"' in event
-                or b'"usage":{' in event
-                or b"response.completed" in event
-            )
-            first = False
-            if interesting and (obj := _event_json(event)) is not None:
-                if _is_usage_only_chunk(obj) and not ex.client_wants_usage:
-                    read_response(obj, ex)
-                    continue
-                read_response(obj.get("response") or obj, ex)
-            yield event
-    finally:
-        await events.aclose()
+class UsageObserver:
+    """Reads usage from the stream's events; drops the usage chunk the client did not ask for."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self.first = True
+
+    def on_event(self, event: bytes) -> bytes | None:
+        # Parse only the few events that carry what we need; the rest pass untouched.
+        interesting = (
+            self.first
+            or b'"finish_reason":"' in event
+            or b'"usage":{' in event
+            or b"response.completed" in event
+        )
+        self.first = False
+        if interesting and (obj := _event_json(event)) is not None:
+            if _is_usage_only_chunk(obj) and not self.ex.client_wants_usage:
+                read_response(obj, self.ex)
+                return None
+            read_response(obj.get("response") or obj, self.ex)
+        return event
+
+    def on_end(self, end: StreamEnd) -> None:
+        pass
 
 
 def _event_json(event: bytes) -> dict[str, Any] | None:

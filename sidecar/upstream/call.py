@@ -7,12 +7,12 @@ forwarded unchanged, error bodies included.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.identity import MODEL_ENDPOINTS
 from sidecar.upstream.classify import classify_response, garbage
-from sidecar.upstream.transport import Transport, UpstreamRequest, UpstreamResponse
+from sidecar.upstream.transport import Transport, UpstreamRequest
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and those the transport or the sidecar sets itself.
 _DROP_REQUEST = frozenset(
@@ -95,26 +95,10 @@ class UpstreamCall:
         headers = response_headers(response.headers)
         if ex.stream and response.headers.get("Content-Type", "").startswith("text/event-stream"):
             ex.upstream_s += time.perf_counter() - sent
-            return Reply(response.status, headers, stream=_timed(response, ex))
+            return Reply(response.status, headers, stream=response.events())
         body = await response.read()
         ex.upstream_s += time.perf_counter() - sent
         reply = Reply(response.status, headers, body=body)
         if classified and reply.json() is None:
             raise garbage(ex.provider_name, f"HTTP {response.status}, {len(body)} bytes")
         return reply
-
-
-async def _timed(response: UpstreamResponse, ex: Exchange) -> AsyncGenerator[bytes]:
-    """Relay events; the wait for each one counts as upstream time, not sidecar overhead."""
-    events = response.events()
-    try:
-        while True:
-            waited = time.perf_counter()
-            try:
-                event = await anext(events)
-            except StopAsyncIteration:
-                return
-            ex.upstream_s += time.perf_counter() - waited
-            yield event
-    finally:
-        await events.aclose()

@@ -18,7 +18,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from sidecar.config import Settings
@@ -27,6 +27,7 @@ from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.base import Next
 from sidecar.pipeline.identity import MODEL_ENDPOINTS
 from sidecar.pipeline.routing import Router
+from sidecar.stream import StreamEnd
 from sidecar.telemetry.recorder import Telemetry
 from sidecar.upstream.breaker import Breakers, CircuitBreaker, RetryBudget, State
 from sidecar.upstream.classify import UpstreamFailure, classify_exception
@@ -140,7 +141,7 @@ class Resilience:
                 if reply.stream is None:
                     breaker.record(failed=False)
                 else:
-                    reply.stream = _judge_stream(reply.stream, breaker)
+                    reply.observers.append(_BreakerVerdict(breaker))
                 return reply
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
@@ -233,21 +234,17 @@ def _circuit_open(ex: Exchange, breaker: CircuitBreaker) -> UpstreamFailure:
     )
 
 
-async def _judge_stream(
-    events: AsyncGenerator[bytes], breaker: CircuitBreaker
-) -> AsyncGenerator[bytes]:
+class _BreakerVerdict:
     """A stream counts for the breaker when it ends: cleanly, or with an upstream failure."""
-    failed: bool | None = None
-    try:
-        async for event in events:
-            yield event
-        failed = False
-    except SidecarError:
-        failed = True
-        raise
-    finally:
-        await events.aclose()
-        if failed is None:
-            breaker.release()  # the client left: no verdict on the upstream
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+
+    def on_event(self, event: bytes) -> bytes | None:
+        return event
+
+    def on_end(self, end: StreamEnd) -> None:
+        if end.abandoned:
+            self.breaker.release()  # the client left: no verdict on the upstream
         else:
-            breaker.record(failed=failed)
+            self.breaker.record(failed=end.error is not None)

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import orjson
 
+from sidecar import stream
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.usage import CaptureUsage
 from tests.helpers import Recorder, exchange
@@ -71,7 +72,7 @@ async def test_stream_asks_upstream_for_usage_and_strips_it_for_the_client() -> 
     assert ex.body is not None
     assert ex.body["stream_options"] == {"include_usage": True}
     assert result.stream is not None
-    relayed = [event async for event in result.stream]
+    relayed = [event async for event in stream.events(result, ex)]
     assert relayed == [CHUNK, STOP, DONE]
     assert ex.usage is not None
     assert (ex.usage.input_tokens, ex.usage.output_tokens) == (7, 3)
@@ -84,7 +85,7 @@ async def test_stream_keeps_the_usage_chunk_when_the_client_asked() -> None:
     reply = Reply(200, stream=events(CHUNK, USAGE, DONE))
     result = await CaptureUsage()(ex, Recorder(reply))
     assert result.stream is not None
-    assert [event async for event in result.stream] == [CHUNK, USAGE, DONE]
+    assert [event async for event in stream.events(result, ex)] == [CHUNK, USAGE, DONE]
     assert ex.usage is not None
     assert ex.usage.output_tokens == 3
 
@@ -100,7 +101,7 @@ async def test_responses_stream_usage_comes_from_response_completed() -> None:
     )
     result = await CaptureUsage()(ex, Recorder(Reply(200, stream=events(completed))))
     assert result.stream is not None
-    assert [event async for event in result.stream] == [completed]
+    assert [event async for event in stream.events(result, ex)] == [completed]
     assert ex.usage is not None
     assert (ex.usage.input_tokens, ex.usage.output_tokens) == (5, 9)
     assert ex.body is not None
