@@ -12,6 +12,8 @@ from sidecar.telemetry.setup import Providers
 from sidecar.upstream.breaker import Breakers
 from sidecar.upstream.transport import HttpTransport, Transport
 
+Sleep = Callable[[float], Awaitable[None]]
+
 
 @dataclass
 class Runtime:
@@ -20,7 +22,7 @@ class Runtime:
     telemetry: Telemetry
     breakers: Breakers
     # How the pipeline waits between retries; tests swap in one that records instead of sleeping.
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    sleep: Sleep = field(default=asyncio.sleep)
 
     @classmethod
     def create(
@@ -29,7 +31,7 @@ class Runtime:
         *,
         transport: Transport | None = None,
         providers: Providers | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
+        sleep: Sleep | None = None,
     ) -> Runtime:
         telemetry = Telemetry(settings, providers or Providers())
         breakers = Breakers(settings.resilience.breaker)

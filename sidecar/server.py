@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 
 import orjson
 from aiohttp import web
@@ -21,7 +20,7 @@ from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline import Next, build_pipeline
 from sidecar.pipeline.body import BodyLimit
-from sidecar.runtime import Runtime
+from sidecar.runtime import Runtime, Sleep
 from sidecar.telemetry.report import build_report
 from sidecar.telemetry.setup import Providers
 from sidecar.upstream.transport import Transport
@@ -37,12 +36,14 @@ def create_app(
     *,
     transport: Transport | None = None,
     providers: Providers | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
+    sleep: Sleep | None = None,
 ) -> web.Application:
     # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
     app.cleanup_ctx.append(
-        partial(_runtime, settings=settings, transport=transport, providers=providers, sleep=sleep)
+        functools.partial(
+            _runtime, settings=settings, transport=transport, providers=providers, sleep=sleep
+        )
     )
     app.router.add_route("*", "/v1/{tail:.*}", proxy)
     app.router.add_get("/healthz", healthz)
@@ -58,7 +59,7 @@ async def _runtime(
     settings: Settings,
     transport: Transport | None,
     providers: Providers | None,
-    sleep: Callable[[float], Awaitable[None]] | None,
+    sleep: Sleep | None,
 ) -> AsyncIterator[None]:
     rt = Runtime.create(settings, transport=transport, providers=providers, sleep=sleep)
     app[RUNTIME] = rt
@@ -148,7 +149,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         path=request.match_info["tail"],
         query=request.query_string,
         headers=request.headers,
-        read_body=partial(_read_body, request),
+        read_body=functools.partial(_read_body, request),
     )
     reply = await request.app[PIPELINE](ex)
     if reply.stream is None:

@@ -18,7 +18,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sidecar.config import Settings
@@ -27,14 +27,13 @@ from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.base import Next
 from sidecar.pipeline.identity import MODEL_ENDPOINTS
 from sidecar.pipeline.routing import Router
+from sidecar.runtime import Sleep
 from sidecar.stream import StreamEnd
 from sidecar.telemetry.recorder import Telemetry
 from sidecar.upstream.breaker import Breakers, CircuitBreaker, RetryBudget, State
 from sidecar.upstream.classify import UpstreamFailure, classify_exception
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
