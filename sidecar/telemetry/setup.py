@@ -78,46 +78,35 @@ def otlp_metric_exporter(protocol: str) -> MetricExporter:
 
 
 class Instruments:
-    """Every metric instrument, created once per process."""
+    """Every metric instrument, created once per process. Names: :mod:`names`."""
 
     def __init__(self, meter: Meter) -> None:
-        self.operation_duration: Histogram = meter.create_histogram(
-            n.GEN_AI_CLIENT_OPERATION_DURATION, unit="s", description="GenAI operation duration"
+        histogram, counter = meter.create_histogram, meter.create_counter
+        self.operation_duration: Histogram = histogram(
+            n.GEN_AI_CLIENT_OPERATION_DURATION, "s", "GenAI operation duration"
         )
-        self.token_usage: Histogram = meter.create_histogram(
-            n.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}", description="Tokens used per operation"
+        self.token_usage: Histogram = histogram(
+            n.GEN_AI_CLIENT_TOKEN_USAGE, "{token}", "Tokens used per operation"
         )
-        self.time_to_first_chunk: Histogram = meter.create_histogram(
-            n.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to the first streamed chunk",
+        self.time_to_first_chunk: Histogram = histogram(
+            n.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, "s", "Time to the first streamed chunk"
         )
-        self.requests: Counter = meter.create_counter(
-            n.SIDECAR_REQUESTS, unit="{request}", description="Requests by outcome"
+        self.overhead: Histogram = histogram(
+            n.SIDECAR_OVERHEAD, "s", "Time spent in the sidecar itself"
         )
-        self.overhead: Histogram = meter.create_histogram(
-            n.SIDECAR_OVERHEAD, unit="s", description="Time spent in the sidecar itself"
+        self.requests: Counter = counter(n.SIDECAR_REQUESTS, "{request}", "Requests by outcome")
+        self.cache_lookups: Counter = counter(n.SIDECAR_CACHE_LOOKUPS, "{lookup}", "Cache lookups")
+        self.cost: Counter = counter(n.SIDECAR_COST, "{USD}", "Model cost in US dollars")
+        self.ratelimit_rejections: Counter = counter(
+            n.SIDECAR_RATELIMIT_REJECTIONS, "{request}", "Rate-limited requests"
         )
-        self.cache_lookups: Counter = meter.create_counter(
-            n.SIDECAR_CACHE_LOOKUPS, unit="{lookup}", description="Response cache lookups"
+        self.fallbacks: Counter = counter(n.SIDECAR_FALLBACKS, "{fallback}", "Model fallbacks")
+        self.retries: Counter = counter(n.SIDECAR_RETRIES, "{retry}", "Upstream retries")
+        self.security_findings: Counter = counter(
+            n.SIDECAR_SECURITY_FINDINGS, "{finding}", "Security findings"
         )
-        self.cost: Counter = meter.create_counter(
-            n.SIDECAR_COST, unit="{USD}", description="Model cost in US dollars"
-        )
-        self.ratelimit_rejections: Counter = meter.create_counter(
-            n.SIDECAR_RATELIMIT_REJECTIONS, unit="{request}", description="Rate-limited requests"
-        )
-        self.fallbacks: Counter = meter.create_counter(
-            n.SIDECAR_FALLBACKS, unit="{fallback}", description="Fallbacks to another model"
-        )
-        self.retries: Counter = meter.create_counter(
-            n.SIDECAR_RETRIES, unit="{retry}", description="Upstream retries"
-        )
-        self.security_findings: Counter = meter.create_counter(
-            n.SIDECAR_SECURITY_FINDINGS, unit="{finding}", description="Security findings"
-        )
-        self.slow_operations: Counter = meter.create_counter(
-            n.SIDECAR_SLOW_OPERATIONS, unit="{request}", description="Requests over slow_ms"
+        self.slow_operations: Counter = counter(
+            n.SIDECAR_SLOW_OPERATIONS, "{request}", "Requests slower than their slow_ms"
         )
 
 
