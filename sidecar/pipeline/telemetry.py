@@ -66,10 +66,11 @@ class RequestTelemetry:
             attributes={
                 n.HTTP_REQUEST_METHOD: ex.method,
                 n.HTTP_ROUTE: route,
-                n.URL_PATH: f"/v1/{ex.path}",
                 n.SIDECAR_REQUEST_ID: ex.request_id,
             },
         )
+        if route.endswith("{path}"):  # for model endpoints the route already is the path
+            span.set_attribute(n.URL_PATH, f"/v1/{ex.path}")
         return span, context.attach(trace.set_span_in_context(span))
 
     def _finish(self, ex: Exchange, span: Span, status: int, first_chunk_s: float | None) -> None:
@@ -202,13 +203,9 @@ def _trace_id(span: Span) -> str | None:
     return format(trace_id, "032x") if trace_id else None
 
 
-def model_attributes(ex: Exchange) -> dict[str, AttributeValue]:
+def response_attributes(ex: Exchange) -> dict[str, AttributeValue]:
+    """What the answer told us; the request's attributes were set when the span started."""
     attributes: dict[str, AttributeValue] = {}
-    if ex.model is not None:
-        attributes[n.GEN_AI_OPERATION_NAME] = gen_ai_operation(ex)
-        attributes[n.GEN_AI_REQUEST_MODEL] = ex.upstream_model or ex.model
-    if ex.provider_name:
-        attributes[n.GEN_AI_PROVIDER_NAME] = ex.provider_name
     if ex.response_model:
         attributes[n.GEN_AI_RESPONSE_MODEL] = ex.response_model
     if ex.usage is not None:
@@ -292,7 +289,7 @@ def _end(span: Span, ex: Exchange, *, error: str | None) -> None:
     if not span.is_recording():
         span.end()
         return
-    span.set_attributes(model_attributes(ex))
+    span.set_attributes(response_attributes(ex))
     if error is not None:
         span.set_attribute(n.ERROR_TYPE, error)
         span.set_status(Status(StatusCode.ERROR, error))
