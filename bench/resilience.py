@@ -69,12 +69,16 @@ async def drive(url: str, requests: int, concurrency: int) -> tuple[list[float],
             nonlocal failed
             for _ in remaining:
                 started = time.perf_counter()
-                async with http.post(f"{url}/chat/completions", json=BODY) as response:
-                    await response.read()
-                    if response.status == 200:
-                        latencies.append(time.perf_counter() - started)
-                    else:
-                        failed += 1
+                try:
+                    async with http.post(f"{url}/chat/completions", json=BODY) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except aiohttp.ClientError:
+                    ok = False  # a dropped connection is a failure the app would see
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    failed += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, failed
@@ -135,7 +139,7 @@ async def main() -> None:
     proxied = await measure(True, args.requests, args.concurrency, args.seed)
     result = report(direct, proxied, Console())
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

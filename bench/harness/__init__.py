@@ -1,0 +1,1 @@
+"""The overhead benchmark's parts: servers, load generators, meters, results and their tables."""

@@ -1,0 +1,139 @@
+"""The servers under test: the simulator and the sidecar, as subprocesses on free local ports.
+
+Each runs ``python -m sidecar`` from the repository root with its output in a log file, whose
+tail is shown when a server does not come up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+STARTUP_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True)
+class Server:
+    """A server subprocess started by the benchmark; its output goes to a log file."""
+
+    name: str
+    port: int
+    probe_path: str  # answers 200 once the server is ready
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        self.log.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+
+
+def _spawn(name: str, args: list[str], port: int, probe: str, workdir: Path) -> Server:
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return Server(name, port, probe, proc, log_path, log)
+
+
+def start_simulator(workdir: Path, latency_ms: float, chunk_delay_ms: float) -> Server:
+    port = free_port()
+    args = ["mock-upstream", "--host", HOST, "--port", str(port)]
+    args += ["--latency-ms", str(latency_ms), "--chunk-delay-ms", str(chunk_delay_ms)]
+    return _spawn("simulator", args, port, "/v1/models", workdir)
+
+
+def sidecar_config(upstream_port: int) -> dict[str, Any]:
+    """Everything that is not what we measure is switched off: no rate limit, no cache."""
+    return {
+        "providers": {
+            "sim": {"base_url": f"http://{HOST}:{upstream_port}/v1", "api_key_env": None}
+        },
+        "database_url": "sqlite:///:memory:",
+        "operations": {"chat": {"rate_limit": None, "cache_ttl_s": 0}},
+    }
+
+
+def start_sidecar(workdir: Path, upstream_port: int) -> Server:
+    config = workdir / "sidecar.yaml"
+    config.write_text(json.dumps(sidecar_config(upstream_port), indent=2), encoding="utf-8")
+    port = free_port()
+    args = ["serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+    return _spawn("sidecar", args, port, "/healthz", workdir)
+
+
+@contextlib.contextmanager
+def simulator_and_sidecar(
+    latency_ms: float, chunk_delay_ms: float
+) -> Iterator[tuple[Server, Server]]:
+    """The simulator and the sidecar in front of it, stopped however the run ends."""
+    with (
+        tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        workdir = Path(tmp)
+        sim = start_simulator(workdir, latency_ms, chunk_delay_ms)
+        stack.callback(sim.stop)
+        sidecar = start_sidecar(workdir, sim.port)
+        stack.callback(sidecar.stop)
+        yield sim, sidecar
+
+
+async def wait_ready(session: aiohttp.ClientSession, server: Server) -> None:
+    """Poll the server's probe until it answers 200; fail fast if the process dies."""
+    deadline = time.perf_counter() + STARTUP_S
+    while time.perf_counter() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited at start-up:\n{server.log_tail()}")
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            timeout = aiohttp.ClientTimeout(total=1)
+            async with session.get(server.base + server.probe_path, timeout=timeout) as resp:
+                await resp.read()
+                if resp.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer within {STARTUP_S:g} s:\n{server.log_tail()}")
