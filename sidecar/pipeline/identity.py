@@ -17,13 +17,25 @@ _PATH_OPERATIONS = {
     "completions": "chat",
     "embeddings": "embedding",
 }
+# First path segments of the OpenAI API that become their own operation; any other path is
+# "other", so a client cannot mint new operations (metric series, statistics) at will.
+API_SEGMENTS = frozenset(
+    {
+        "models", "files", "uploads", "batches", "moderations", "audio", "fine_tuning",
+        "vector_stores", "assistants", "threads", "realtime", "conversations", "containers",
+        "evals", "videos",
+    }
+)  # fmt: skip
+OTHER_OPERATION = "other"
 
 
 def operation_for_path(path: str) -> str:
     if path in _PATH_OPERATIONS:
         return _PATH_OPERATIONS[path]
     first = path.split("/", 1)[0]
-    return "image-generation" if first == "images" else first or "root"
+    if first == "images":
+        return "image-generation"
+    return first if first in API_SEGMENTS else OTHER_OPERATION
 
 
 class Identify:

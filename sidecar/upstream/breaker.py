@@ -108,8 +108,12 @@ class CircuitBreaker:
         return max(0.0, self._open_for - (self.clock() - self._opened_at))
 
 
+# Model names come from clients: cap the keys we track so random names cannot grow memory.
+MAX_KEYS = 2048
+
+
 class Breakers:
-    """Every breaker, keyed by (provider, model); created on first use."""
+    """Every breaker, keyed by (provider, model); created on first use, at most MAX_KEYS."""
 
     def __init__(self, config: BreakerConfig, clock: Clock = time.monotonic) -> None:
         self.config = config
@@ -121,8 +125,17 @@ class Breakers:
         key = (provider, model)
         breaker = self._breakers.get(key)
         if breaker is None:
+            if len(self._breakers) >= MAX_KEYS:
+                self._make_room()
             breaker = self._breakers[key] = CircuitBreaker(self.config, self.clock)
         return breaker
+
+    def _make_room(self) -> None:
+        """Forget closed breakers (only their recent history is lost), else the oldest half."""
+        closed = [key for key, b in self._breakers.items() if b.state is State.CLOSED]
+        victims = closed or list(self._breakers)[: MAX_KEYS // 2]
+        for key in victims:
+            del self._breakers[key]
 
     def provider_resting(self, provider: str) -> bool:
         return self._resting.get(provider, 0.0) > self.clock()
@@ -151,7 +164,14 @@ class RetryBudget:
         self._requests: dict[tuple[str, str], deque[float]] = {}
         self._retries: dict[tuple[str, str], deque[float]] = {}
 
+    @property
+    def tracked(self) -> int:
+        """How many provider x model keys the budget remembers."""
+        return len(self._requests)
+
     def request(self, key: tuple[str, str]) -> None:
+        if key not in self._requests and len(self._requests) >= MAX_KEYS:
+            self._make_room()
         now = self.clock()
         # Trimmed on every request so the window stays bounded even when nothing fails.
         self._trim(self._requests.setdefault(key, deque()), now).append(now)
@@ -165,6 +185,14 @@ class RetryBudget:
             return False
         retries.append(now)
         return True
+
+    def _make_room(self) -> None:
+        """Forget keys with nothing in the window, else the oldest half."""
+        now = self.clock()
+        idle = [key for key, times in self._requests.items() if not self._trim(times, now)]
+        for key in idle or list(self._requests)[: MAX_KEYS // 2]:
+            del self._requests[key]
+            self._retries.pop(key, None)
 
     def _trim(self, times: deque[float], now: float) -> deque[float]:
         horizon = now - self.window_s

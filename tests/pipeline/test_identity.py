@@ -62,10 +62,13 @@ async def test_user_falls_back_to_the_body_then_anonymous(body: dict[str, Any], 
         ("embeddings", "embedding"),
         ("audio/transcriptions", "audio"),
         ("models", "models"),
+        ("vector_stores/vs_1/files", "vector_stores"),
+        ("made-up-path-4711/x", "other"),
+        ("", "other"),
     ],
 )
 def test_operation_from_path(path: str, operation: str) -> None:
-    """Paths map to operations as SPEC lists; others use their first segment."""
+    """Paths map to operations as SPEC lists; API paths use their first segment, others 'other'."""
     assert operation_for_path(path) == operation
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sidecar.config import Breaker as BreakerConfig
-from sidecar.upstream.breaker import Breakers, CircuitBreaker, RetryBudget, State
+from sidecar.upstream.breaker import MAX_KEYS, Breakers, CircuitBreaker, RetryBudget, State
 
 
 class Clock:
@@ -130,3 +130,20 @@ def test_retry_budget_allows_ratio_of_requests_plus_floor() -> None:
     assert allowed == 23
     clock.now += 11  # the window moved on: requests and retries are forgotten
     assert budget.try_retry(key)
+
+
+def test_random_model_names_cannot_grow_the_registries() -> None:
+    """Breakers and budgets track at most MAX_KEYS models; open circuits survive the pruning."""
+    clock = Clock()
+    breakers = Breakers(CONFIG, clock)
+    for _ in range(5):
+        breakers.get("openai", "gpt-4o").record(failed=True)
+    budget = RetryBudget(ratio=0.2, floor=3, window_s=10, clock=clock)
+    for i in range(MAX_KEYS * 3):
+        breakers.get("openai", f"random-{i}")
+        budget.request(("openai", f"random-{i}"))
+        clock.now += 0.01
+    states = {(provider, model): state for provider, model, state in breakers.states()}
+    assert len(states) <= MAX_KEYS
+    assert states[("openai", "gpt-4o")] is not State.CLOSED  # the failing model is remembered
+    assert budget.tracked <= MAX_KEYS
