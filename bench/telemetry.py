@@ -39,8 +39,8 @@ from rich.table import Table
 from sidecar.config import settings_from_dict
 from sidecar.exchange import Exchange
 from sidecar.pipeline import build_pipeline
-from sidecar.runtime import Runtime
-from sidecar.telemetry.setup import Providers
+from sidecar.runtime import Overrides, Runtime
+from sidecar.telemetry.setup import OtelProviders
 from sidecar.upstream.transport import UpstreamRequest
 
 REQUEST = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
@@ -75,6 +75,9 @@ class CannedResponse:
     async def events(self) -> AsyncGenerator[bytes]:
         yield ANSWER
 
+    async def chunks(self) -> AsyncGenerator[bytes]:
+        yield ANSWER
+
     def close(self) -> None:
         pass
 
@@ -98,17 +101,18 @@ async def read_body(limit: int) -> bytes:
     return REQUEST
 
 
-def runtime(mode: str) -> Runtime:
+async def runtime(mode: str) -> Runtime:
     settings = settings_from_dict(
         {
             "providers": {"sim": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": None}},
             "telemetry": {"enabled": mode != "off"},
+            "database_url": "sqlite:///:memory:",
         }
     )
-    providers = Providers(otlp=False)
+    providers = OtelProviders(otlp=False)
     if mode == "on+spans":
-        providers = Providers(otlp=False, span_processor=BatchSpanProcessor(DiscardExporter()))
-    return Runtime.create(settings, transport=CannedTransport(), providers=providers)
+        providers = OtelProviders(otlp=False, span_processor=BatchSpanProcessor(DiscardExporter()))
+    return await Runtime.open(settings, Overrides(transport=CannedTransport(), otel=providers))
 
 
 async def time_requests(rt: Runtime, count: int) -> list[int]:
@@ -142,7 +146,7 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench/results/telemetry.json"))
     args = parser.parse_args()
     modes = ("off", "on", "on+spans")
-    runtimes = {mode: runtime(mode) for mode in modes}
+    runtimes = {mode: await runtime(mode) for mode in modes}
     for rt in runtimes.values():
         await time_requests(rt, 500)  # warm-up
     timings: dict[str, list[int]] = {mode: [] for mode in modes}

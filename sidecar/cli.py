@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -17,12 +17,17 @@ import uvloop
 from aiohttp import web
 from rich.console import Console
 
+from sidecar.backends import Health
+from sidecar.backends.redis import connect, ping
+from sidecar.backends.usage import PostgresUsage, sqlite_path
 from sidecar.config import ConfigError, Settings, load_settings
 from sidecar.demo import run_demo
 from sidecar.server import create_app
 from sidecar.simulator import Faults, SimulatorConfig, run_simulator
 from sidecar.telemetry.render import print_report
 from sidecar.telemetry.setup import ExportWarnings
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_async(main: Coroutine[Any, Any, int]) -> int:
+def run_async(main: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop: the proxy's hot path is the event loop."""
     return uvloop.run(main)
 
@@ -155,12 +160,43 @@ async def show_report(url: str, *, as_json: bool = False) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.file)
-    providers = ", ".join(f"{n} ({p.base_url})" for n, p in settings.providers.items())
-    print(f"{args.file}: OK")
-    print(f"  providers:  {providers}")
+    print(f"{args.file}: valid")
+    for name, provider in settings.providers.items():
+        key = f"key from ${provider.api_key_env}" if provider.api_key_env else "no key"
+        print(f"  provider {name}: {provider.base_url} ({key})")
     print(f"  operations: {', '.join(settings.operations)}")
-    print(f"  storage:    redis={settings.redis_url or 'in-process'} usage={settings.database_url}")
-    return 0
+    backends = run_async(_probe_backends(settings))
+    problems = settings.missing_keys()
+    for problem in problems:
+        print(f"  problem: {problem}")
+    for line in backends:
+        print(f"  {line}")
+    return 1 if problems or any("unreachable" in line for line in backends) else 0
+
+
+async def _probe_backends(settings: Settings) -> list[str]:
+    """Connect to the services the configuration names, so an unreachable one is said now."""
+    lines = []
+    if settings.redis_url:
+        client = connect(settings.redis_url, timeout_s=1.0)
+        health = await ping(client, settings.redis_url)
+        await client.aclose()
+        lines.append(f"redis: {_verdict(health)} ({health.message})")
+    else:
+        lines.append("redis: not configured (in-process rate limits, cache and jobs)")
+    if settings.database_url.startswith("sqlite:"):
+        lines.append(f"usage database: SQLite file {sqlite_path(settings.database_url)}")
+    else:
+        store = PostgresUsage(settings.database_url)
+        await store.open()
+        health = await store.health()
+        await store.close()
+        lines.append(f"usage database: PostgreSQL, {_verdict(health)} ({health.message})")
+    return lines
+
+
+def _verdict(health: Health) -> str:
+    return "reachable" if health.status == "healthy" else "unreachable"
 
 
 def _mock_upstream(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ variables configure telemetry export and are read by the OpenTelemetry SDK itsel
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -35,9 +36,31 @@ class Listen(_Strict):
 
 class Provider(_Strict):
     base_url: str = "https://api.openai.com/v1"
+    # The variable holding the provider key; null for a provider that needs none (a local model).
     api_key_env: str | None = "OPENAI_API_KEY"
+    # Send the app's own Authorization upstream instead (only with api_key_env: null).
+    forward_client_key: bool = False
     timeout_s: float = Field(60.0, gt=0)
     max_concurrency: int | None = Field(None, gt=0)
+    # App headers to pass on besides the standard ones (e.g. a gateway's own X-Title).
+    forward_headers: frozenset[str] = frozenset()
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _lower(cls, value: frozenset[str]) -> frozenset[str]:
+        credentials = {"authorization", "cookie", "proxy-authorization", "api-key", "x-api-key"}
+        lowered = frozenset(name.lower() for name in value)
+        if refused := sorted(lowered & credentials):
+            raise ValueError(f"{', '.join(refused)} carries credentials and is never forwarded")
+        return lowered
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Provider:
+        if self.forward_client_key and self.api_key_env is not None:
+            raise ValueError(
+                "forward_client_key: true needs api_key_env: null (the key comes from the app)"
+            )
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -137,7 +160,7 @@ class Alerts(_Strict):
     webhook_url: str | None = None
 
 
-class Telemetry(_Strict):
+class TelemetrySettings(_Strict):
     enabled: bool = True
     record_content: bool = False  # prompt and completion text on spans: off unless asked for
     stats_window_s: float = Field(900, gt=0)  # the report's sliding window
@@ -145,7 +168,7 @@ class Telemetry(_Strict):
     alert_dedup_s: float = Field(300, ge=0)  # at most one webhook per operation+model this often
 
 
-class Breaker(_Strict):
+class BreakerSettings(_Strict):
     window_s: float = Field(30, gt=0)  # failure ratio measured over this sliding window
     min_calls: int = Field(10, ge=1)  # ...once it has at least this many calls
     failure_ratio: float = Field(0.5, gt=0, le=1)
@@ -155,14 +178,21 @@ class Breaker(_Strict):
     credentials_cooldown_s: float = Field(300, gt=0)  # a provider answering 401/403 rests this long
 
 
-class Resilience(_Strict):
+class ResilienceSettings(_Strict):
     deadline_s: float = Field(60, gt=0)  # default deadline per request: all attempts and fallbacks
     backoff_base_s: float = Field(0.25, ge=0)  # full jitter: random(0, min(cap, base * 2^n))
     backoff_cap_s: float = Field(8, ge=0)
     retry_budget_ratio: float = Field(0.2, ge=0)  # retries <= ratio * requests + floor ...
     retry_budget_floor: int = Field(3, ge=0)
     retry_budget_window_s: float = Field(10, gt=0)  # ... over this sliding window
-    breaker: Breaker = Field(default_factory=Breaker)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+
+class BackendSettings(_Strict):
+    redis_timeout_ms: int = Field(50, gt=0)  # per Redis command; past it the caller falls back
+    cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0)  # the in-process cache's size bound
+    background_queue: int = Field(10_000, gt=0)  # work after the reply waiting to run
+    drain_s: float = Field(5, ge=0)  # at shutdown, how long that work may take to finish
 
 
 class Limits(_Strict):
@@ -175,6 +205,7 @@ class Settings(_Strict):
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     redis_url: str | None = None
     database_url: str = "sqlite:///sidecar-usage.db"
+    backends: BackendSettings = Field(default_factory=BackendSettings)
     operations: dict[str, Operation] = Field(default_factory=dict)
     budgets: Budgets = Field(default_factory=Budgets)
     pricing_file: str | None = None
@@ -183,8 +214,8 @@ class Settings(_Strict):
     admin: Admin = Field(default_factory=Admin)
     alerts: Alerts = Field(default_factory=Alerts)
     limits: Limits = Field(default_factory=Limits)
-    telemetry: Telemetry = Field(default_factory=Telemetry)
-    resilience: Resilience = Field(default_factory=Resilience)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
 
     @field_validator("operations", mode="before")
     @classmethod
@@ -211,6 +242,16 @@ class Settings(_Strict):
                     f"(configured: {known})"
                 )
         return self
+
+    def missing_keys(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """One message per provider whose key variable is unset or empty."""
+        env = os.environ if env is None else env
+        return [
+            f"providers.{name}.api_key_env: {p.api_key_env} is not set (or is empty). Export "
+            f"it, or set api_key_env: null for a provider that needs no key."
+            for name, p in self.providers.items()
+            if p.api_key_env is not None and not env.get(p.api_key_env)
+        ]
 
     @property
     def default_provider(self) -> str:

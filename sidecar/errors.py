@@ -10,19 +10,20 @@ user-facing message, so the official SDKs raise their usual exception classes::
     │                                 CONTEXT_LENGTH     400     no  (action CLEAR_CONTEXT)
     │                                 PAYLOAD_TOO_LARGE  413     no
     │                                 UNAUTHORIZED       401     no
-    ├── the model side                TOOL_EXECUTION     502     yes
-    │                                 NETWORK            502     yes
+    ├── the model side                NETWORK            502     yes
     │                                 MODEL_UNAVAILABLE  503     yes
     │                                 TIMEOUT            504     yes
     └── our own bug                   INTERNAL           500     yes
 
 Upstream error responses are classified into these codes by :mod:`sidecar.upstream.classify`.
 Non-retryable errors carry ``x-should-retry: false`` so client SDKs do not multiply attempts.
+A stage may add headers of its own to an error (the rate limiter's ``X-RateLimit-*``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -37,7 +38,6 @@ class ErrorCode(StrEnum):
     CONTEXT_LENGTH = "CONTEXT_LENGTH"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNAUTHORIZED = "UNAUTHORIZED"
-    TOOL_EXECUTION = "TOOL_EXECUTION"
     NETWORK = "NETWORK"
     MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
     TIMEOUT = "TIMEOUT"
@@ -76,9 +76,6 @@ KINDS: dict[ErrorCode, ErrorKind] = {
     ErrorCode.UNAUTHORIZED: ErrorKind(
         401, "authentication_error", False, "You are not authorized to do that."
     ),
-    ErrorCode.TOOL_EXECUTION: ErrorKind(
-        502, "api_error", True, "A tool I rely on failed. Please try again."
-    ),
     ErrorCode.NETWORK: ErrorKind(
         502, "api_error", True, "I couldn't reach the model service. Please try again."
     ),
@@ -107,6 +104,7 @@ class SidecarError(Exception):
         retry: bool | None = None,
         param: str | None = None,
         upstream_status: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -118,6 +116,7 @@ class SidecarError(Exception):
         self.retry = self.kind.retry if retry is None else retry
         self.param = param
         self.upstream_status = upstream_status
+        self.extra_headers = dict(headers) if headers else {}
 
     @property
     def status(self) -> int:
@@ -140,7 +139,7 @@ class SidecarError(Exception):
         return {"error": error}
 
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
+        headers = {**self.extra_headers, "Content-Type": "application/json"}
         if not self.retry:
             headers["x-should-retry"] = "false"
         retry_after = self._retry_after_whole_s()

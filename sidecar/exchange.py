@@ -12,6 +12,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from sidecar.config import DEFAULT_OPERATION, Operation, Priority, Provider
+from sidecar.stream import CLIENT_GONE, StreamEnd, end_observers
 
 if TYPE_CHECKING:
     from sidecar.stream import StreamObserver
@@ -84,18 +85,30 @@ class Exchange:
 
 @dataclass(slots=True)
 class Reply:
-    """What a stage answers: a whole body, or a stream of SSE events relayed as they arrive.
+    """What a stage answers: a whole body, or a stream relayed as it arrives.
 
-    Stages that care about a stream's events attach observers (:mod:`sidecar.stream`) rather
-    than wrapping ``stream``; the relay runs them all in one loop.
+    A reply owns its stream (and through it the upstream connection). Whoever receives a reply
+    must call :meth:`aclose` when done with it, however it went; the server does so in a
+    ``finally``. Closing is idempotent and ends every observer exactly once, so a reply that is
+    never sent (``prepare`` failed, the request was cancelled) still closes the upstream,
+    finishes its spans and gives a half-open breaker its probe back.
+
+    ``sse`` streams are events (each ending in a blank line) that observers
+    (:mod:`sidecar.stream`) may look at and transform; other streams are raw body chunks of a
+    pass-through response, relayed untouched.
     """
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     stream: AsyncGenerator[bytes] | None = None
+    sse: bool = True
     observers: list[StreamObserver] = field(default_factory=list)
+    # Releases the upstream connection even if ``stream`` never started (closing a generator
+    # that never ran does not run its ``finally``).
+    release: Callable[[], None] | None = None
     _json: dict[str, Any] | None = None
+    _finished: bool = False
 
     def json(self) -> dict[str, Any] | None:
         """The body parsed once, or None when it is not a JSON object."""
@@ -106,3 +119,21 @@ class Reply:
                 return None
             self._json = parsed if isinstance(parsed, dict) else None
         return self._json
+
+    async def finish(self, end: StreamEnd) -> list[bytes]:
+        """Close the stream and end the observers (once); their trailing events."""
+        if self._finished:
+            return []
+        self._finished = True
+        try:
+            if self.stream is not None:
+                await self.stream.aclose()
+        finally:
+            if self.release is not None:
+                self.release()
+            tail = end_observers(self.observers, end)
+        return tail
+
+    async def aclose(self) -> None:
+        """Release everything the reply holds; a no-op once it has been relayed or closed."""
+        await self.finish(CLIENT_GONE)

@@ -1,18 +1,43 @@
-"""The long-lived parts of one sidecar process, created at start-up and closed at shutdown."""
+"""The long-lived parts of one sidecar process: opened at start-up, drained and closed at shutdown.
+
+Everything that outlives a request lives here, not inside a stage: the upstream transport,
+telemetry, circuit breakers and retry budgets, the backends (counters, cache, usage store, job
+queue) and the background runner for work after the reply.
+
+Tests and benchmarks replace parts through one seam, :class:`Overrides`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
-from sidecar.config import Settings
+from sidecar.backends import Backends, Health
+from sidecar.backends.setup import open_backends
+from sidecar.background import Background
+from sidecar.config import ConfigError, Settings
 from sidecar.telemetry.recorder import Telemetry
-from sidecar.telemetry.setup import Providers
-from sidecar.upstream.breaker import Breakers
+from sidecar.telemetry.setup import OtelProviders
+from sidecar.upstream.breaker import Breakers, RetryBudget
 from sidecar.upstream.transport import HttpTransport, Transport
 
+log = logging.getLogger(__name__)
+
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Parts to use instead of the ones the configuration would build (tests, benchmarks)."""
+
+    transport: Transport | None = None
+    otel: OtelProviders | None = None
+    # How the pipeline waits between retries; tests pass one that records instead of sleeping.
+    sleep: Sleep | None = None
+    backends: Backends | None = None
 
 
 @dataclass
@@ -21,32 +46,55 @@ class Runtime:
     transport: Transport
     telemetry: Telemetry
     breakers: Breakers
-    # How the pipeline waits between retries; tests swap in one that records instead of sleeping.
-    sleep: Sleep = field(default=asyncio.sleep)
+    budget: RetryBudget
+    backends: Backends
+    background: Background
+    sleep: Sleep
 
     @classmethod
-    def create(
-        cls,
-        settings: Settings,
-        *,
-        transport: Transport | None = None,
-        providers: Providers | None = None,
-        sleep: Sleep | None = None,
-    ) -> Runtime:
-        telemetry = Telemetry(settings, providers or Providers())
-        breakers = Breakers(settings.resilience.breaker)
-        telemetry.observe_circuits(breakers.states)
-        return cls(
+    async def open(cls, settings: Settings, overrides: Overrides | None = None) -> Runtime:
+        parts = overrides or Overrides()
+        if missing := settings.missing_keys():
+            raise ConfigError("\n".join(missing))
+        telemetry = Telemetry(settings, parts.otel or OtelProviders())
+        resilience = settings.resilience
+        breakers = Breakers(resilience.breaker)
+        budget = RetryBudget(
+            ratio=resilience.retry_budget_ratio,
+            floor=resilience.retry_budget_floor,
+            window_s=resilience.retry_budget_window_s,
+        )
+        background = Background(capacity=settings.backends.background_queue)
+        rt = cls(
             settings=settings,
-            transport=transport or HttpTransport(),
+            transport=parts.transport or HttpTransport(),
             telemetry=telemetry,
             breakers=breakers,
-            sleep=sleep or asyncio.sleep,
+            budget=budget,
+            backends=parts.backends or await open_backends(settings),
+            background=background,
+            sleep=parts.sleep or asyncio.sleep,
         )
+        telemetry.observe_circuits(breakers.states)
+        telemetry.observe_background(background)
+        background.start()
+        telemetry.start(background)
+        return rt
 
-    def start(self) -> None:
-        self.telemetry.start()
+    async def health(self) -> dict[str, Health]:
+        return await self.backends.health()
 
     async def close(self) -> None:
-        await self.transport.close()
-        await self.telemetry.close()
+        """Finish work after the reply (bounded), then close backends, transport, telemetry."""
+        await self.background.drain(self.settings.backends.drain_s)
+        await _quietly("backends", self.backends.close())
+        await _quietly("transport", self.transport.close())
+        await _quietly("telemetry", self.telemetry.close())
+
+
+async def _quietly(name: str, closing: Awaitable[Any]) -> None:
+    """One part failing to close must not keep the others open."""
+    try:
+        await closing
+    except Exception:
+        log.exception("closing %s failed", name)

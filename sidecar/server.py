@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -20,10 +21,8 @@ from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline import Next, build_pipeline
 from sidecar.pipeline.body import BodyLimit
-from sidecar.runtime import Runtime, Sleep
+from sidecar.runtime import Overrides, Runtime
 from sidecar.telemetry.report import build_report
-from sidecar.telemetry.setup import Providers
-from sidecar.upstream.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +30,11 @@ RUNTIME = web.AppKey("runtime", Runtime)
 PIPELINE: web.AppKey[Next] = web.AppKey("pipeline")
 
 
-def create_app(
-    settings: Settings,
-    *,
-    transport: Transport | None = None,
-    providers: Providers | None = None,
-    sleep: Sleep | None = None,
-) -> web.Application:
+def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
+    """The sidecar as an aiohttp application; ``overrides`` replaces runtime parts (tests)."""
     # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
-    app.cleanup_ctx.append(
-        functools.partial(
-            _runtime, settings=settings, transport=transport, providers=providers, sleep=sleep
-        )
-    )
+    app.cleanup_ctx.append(functools.partial(_runtime, settings=settings, overrides=overrides))
     app.router.add_route("*", "/v1/{tail:.*}", proxy)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -54,17 +44,11 @@ def create_app(
 
 
 async def _runtime(
-    app: web.Application,
-    *,
-    settings: Settings,
-    transport: Transport | None,
-    providers: Providers | None,
-    sleep: Sleep | None,
+    app: web.Application, *, settings: Settings, overrides: Overrides | None
 ) -> AsyncIterator[None]:
-    rt = Runtime.create(settings, transport=transport, providers=providers, sleep=sleep)
+    rt = await Runtime.open(settings, overrides)
     app[RUNTIME] = rt
     app[PIPELINE] = build_pipeline(rt)
-    rt.start()
     yield
     await rt.close()
 
@@ -74,13 +58,29 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness; circuits that are open make the upstream, and so the sidecar, degraded."""
+    """Readiness: the upstream's circuits and every backend, each with its state."""
+    rt = request.app[RUNTIME]
+    services: dict[str, Any] = {"upstream": _upstream_health(rt)}
+    for name, health in (await rt.health()).items():
+        services[name] = health.as_dict()
+    # 503 only when the sidecar cannot serve at all; a backend down degrades it (fallbacks).
+    if services["upstream"]["status"] == "unhealthy":
+        status = "unhealthy"
+    elif all(service["status"] == "healthy" for service in services.values()):
+        status = "healthy"
+    else:
+        status = "degraded"
+    body = {"status": status, "services": services, "timestamp": datetime.now(UTC).isoformat()}
+    return web.json_response(body, status=503 if status == "unhealthy" else 200, dumps=_dumps)
+
+
+def _upstream_health(rt: Runtime) -> dict[str, Any]:
     circuits = [
         {"provider": provider, "model": model, "state": state.name.lower()}
-        for provider, model, state in request.app[RUNTIME].breakers.states()
+        for provider, model, state in rt.breakers.states()
     ]
     failing = [c for c in circuits if c["state"] != "closed"]
-    upstream = {
+    return {
         "status": "degraded" if failing else "healthy",
         "latency_ms": None,
         "message": (
@@ -90,12 +90,6 @@ async def readyz(request: web.Request) -> web.Response:
         ),
         "circuits": circuits,
     }
-    body = {
-        "status": upstream["status"],
-        "services": {"upstream": upstream},
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
-    return web.json_response(body, dumps=_dumps)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -152,9 +146,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         read_body=functools.partial(_read_body, request),
     )
     reply = await request.app[PIPELINE](ex)
-    if reply.stream is None:
-        return web.Response(status=reply.status, body=reply.body, headers=_headers(ex, reply))
-    return await _relay(request, ex, reply)
+    try:
+        if reply.stream is None:
+            return web.Response(status=reply.status, body=reply.body, headers=_headers(ex, reply))
+        return await _relay(request, ex, reply)
+    finally:
+        # However the reply went (sent, prepare failed, cancelled): release what it holds.
+        await reply.aclose()
 
 
 async def _read_body(request: web.Request, max_bytes: int) -> bytes:
@@ -183,26 +181,22 @@ def _headers(ex: Exchange, reply: Reply) -> dict[str, str]:
 
 
 async def _relay(request: web.Request, ex: Exchange, reply: Reply) -> web.StreamResponse:
-    """Pass SSE events through as they arrive; end cleanly with an error event on failure."""
-    assert reply.stream is not None
+    """Pass the stream through as it arrives; the relay ends it (error event included)."""
     response = web.StreamResponse(status=reply.status, headers=_headers(ex, reply))
-    await response.prepare(request)
-    relayed = stream.events(reply, ex)
+    relayed = stream.relay(reply, ex)
     try:
+        await response.prepare(request)
         async for event in relayed:
             await response.write(event)
-    except SidecarError as err:
-        ex.error_code = err.code.value
-        await response.write(sse_error(err, ex.request_id))
+        await response.write_eof()
     except ConnectionResetError:
-        log.debug("client %s went away mid-stream", ex.request_id)
-        return response
+        log.debug("client %s went away before the stream ended", ex.request_id)
+    except stream.Truncated:
+        # A raw body cannot carry an error event: cut the connection so the client sees a
+        # truncated response rather than a clean end.
+        if request.transport is not None:
+            request.transport.close()
     finally:
         # Closing the relay closes the upstream response, so the provider stops generating.
         await relayed.aclose()
-    await response.write_eof()
     return response
-
-
-def sse_error(err: SidecarError, request_id: str) -> bytes:
-    return b"data: " + err.body(request_id) + b"\n\n"

@@ -10,14 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from sidecar.config import Settings, settings_from_dict
+from sidecar.runtime import Overrides
 from sidecar.server import create_app
 from sidecar.simulator import Simulator, SimulatorConfig
-
-PROVIDER_KEY = "sk-provider-secret-0123456789"
-APP_KEY = "sk-app-key-should-never-reach-upstream"
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
+from tests.helpers import APP_KEY, PROVIDER_KEY, ServerFactory, Sleeps, sidecar_settings
 
 
 @pytest.fixture
@@ -30,33 +26,10 @@ async def upstream(sim: Simulator, aiohttp_server: ServerFactory) -> TestServer:
     return await aiohttp_server(sim.app())
 
 
-def sidecar_settings(upstream_url: str, **overrides: Any) -> Settings:
-    raw: dict[str, Any] = {
-        "providers": {"sim": {"base_url": upstream_url, "api_key_env": "SIDECAR_TEST_KEY"}},
-        "database_url": "sqlite:///:memory:",
-    }
-    raw.update(overrides)
-    return settings_from_dict(raw)
-
-
 @pytest.fixture
 def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SIDECAR_TEST_KEY", PROVIDER_KEY)
     return PROVIDER_KEY
-
-
-class Sleeps:
-    """Stands in for asyncio.sleep between retries: records each delay, waits for none.
-
-    Tests whose subject is not timing use it, so retries cost no wall-clock time and the delays
-    the sidecar chose can be asserted on.
-    """
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 @pytest.fixture
@@ -75,7 +48,7 @@ def make_sidecar(
 
     async def make(upstream_url: str, *, real_sleep: bool = False, **overrides: Any) -> TestServer:
         sleep = None if real_sleep else sleeps
-        app = create_app(sidecar_settings(upstream_url, **overrides), sleep=sleep)
+        app = create_app(sidecar_settings(upstream_url, **overrides), Overrides(sleep=sleep))
         return await aiohttp_server(app)
 
     return make

@@ -1,14 +1,64 @@
-"""Builders for unit tests of single stages (no sockets)."""
+"""What the tests share: the keys, the messages, the SDK client, the sidecar settings, and
+builders for unit tests of single stages (no sockets)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import openai
 import orjson
+from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from sidecar.config import Settings, settings_from_dict
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.body import BodyLimit
+
+PROVIDER_KEY = "sk-provider-secret-0123456789"
+APP_KEY = "sk-app-key-should-never-reach-upstream"
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+MakeSidecar = Callable[..., Awaitable[TestServer]]
+
+
+class Sleeps:
+    """Stands in for asyncio.sleep between retries: records each delay, waits for none.
+
+    Tests whose subject is not timing use it, so retries cost no wall-clock time and the delays
+    the sidecar chose can be asserted on.
+    """
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def sdk(server: TestServer) -> openai.AsyncOpenAI:
+    """The real openai SDK pointed at a sidecar, with its own retries off."""
+    return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0)
+
+
+def sim_provider(upstream_url: str, **settings: Any) -> dict[str, Any]:
+    """A provider entry for the simulator; it takes scripted outcomes from X-Mock-Outcome."""
+    return {
+        "base_url": upstream_url,
+        "api_key_env": "SIDECAR_TEST_KEY",
+        "forward_headers": ["X-Mock-Outcome"],
+        **settings,
+    }
+
+
+def sidecar_settings(upstream_url: str, **overrides: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "providers": {"sim": sim_provider(upstream_url)},
+        "database_url": "sqlite:///:memory:",
+    }
+    raw.update(overrides)
+    return settings_from_dict(raw)
 
 
 def exchange(

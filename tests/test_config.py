@@ -77,10 +77,28 @@ def test_yaml_file_errors_are_clear(tmp_path: Path) -> None:
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """check-config exits 0 on a good file and 2 with the key path on a bad one."""
     good = tmp_path / "good.yaml"
-    good.write_text("providers:\n  local: {base_url: 'http://127.0.0.1:11434/v1'}\n")
+    good.write_text(
+        "providers:\n  local: {base_url: 'http://127.0.0.1:11434/v1', api_key_env: null}\n"
+    )
     assert main(["check-config", str(good)]) == 0
-    assert "OK" in capsys.readouterr().out
+    assert "valid" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text("operations:\n  chat:\n    rate_limit: {requests: -1, per_s: 60}\n")
     assert main(["check-config", str(bad)]) == 2
     assert "operations.chat.rate_limit.requests" in capsys.readouterr().err
+
+
+def test_check_config_says_what_is_missing_or_unreachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    """A key variable that is not set and a Redis that does not answer are problems (exit 1)."""
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        "providers:\n  openai: {api_key_env: SIDECAR_TEST_UNSET_KEY}\n"
+        f"redis_url: 'redis://:pw@127.0.0.1:{unused_tcp_port}/0'\n"
+    )
+    assert main(["check-config", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "SIDECAR_TEST_UNSET_KEY is not set" in out
+    assert "redis: unreachable" in out
+    assert ":pw@" not in out

@@ -2,21 +2,27 @@
 
 Each stage is ``async (exchange, call_next) -> Reply`` (see :mod:`sidecar.pipeline.base`). The
 list below is the whole story of a request; the first stage is the outermost. Stages after
-``Router`` run once per upstream attempt when a retry or fallback repeats them.
+``Resilience`` run once per upstream attempt when a retry or fallback repeats them.
+
+Stream observers (:mod:`sidecar.stream`) see each event in the order they were attached, which
+is the reverse of this list: the innermost stage's observer first. So usage is read before the
+attempt span ends, the attempt span ends before the breaker's verdict, and the request's
+telemetry, outermost, sees the stream last, as the client will. A stage that transforms events
+(redaction) therefore sits below every stage that should see the transformed text.
 """
 
 from __future__ import annotations
 
 from sidecar.pipeline.base import Next, Stage, compose
 from sidecar.pipeline.body import ReadBody
+from sidecar.pipeline.call import UpstreamCall
 from sidecar.pipeline.envelope import ErrorEnvelope
 from sidecar.pipeline.identity import Identify
+from sidecar.pipeline.resilience import Resilience
 from sidecar.pipeline.routing import Router
 from sidecar.pipeline.telemetry import AttemptSpan, RequestTelemetry
 from sidecar.pipeline.usage import CaptureUsage
 from sidecar.runtime import Runtime
-from sidecar.upstream.call import UpstreamCall
-from sidecar.upstream.resilience import Resilience
 
 
 def build_pipeline(rt: Runtime) -> Next:
@@ -30,7 +36,7 @@ def build_pipeline(rt: Runtime) -> Next:
         Identify(settings),  # user, operation, priority, model, stream
         router,  # provider for the model
         # retries, fallback chains, circuit breakers, one deadline for all of them
-        Resilience(settings, router, rt.telemetry, rt.breakers, sleep=rt.sleep),
+        Resilience(rt, router.provider_for),
         AttemptSpan(rt.telemetry) if observe else None,  # client span per upstream attempt
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]

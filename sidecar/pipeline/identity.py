@@ -5,37 +5,8 @@ from __future__ import annotations
 from sidecar.config import PRIORITIES, Priority, Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
+from sidecar.openai_api import MODEL_ENDPOINTS, operation_for_path
 from sidecar.pipeline.base import Next
-
-# Endpoints whose JSON body we understand; everything else is forwarded with telemetry only.
-MODEL_ENDPOINTS = frozenset(
-    {"chat/completions", "responses", "completions", "embeddings", "images/generations"}
-)
-_PATH_OPERATIONS = {
-    "chat/completions": "chat",
-    "responses": "chat",
-    "completions": "chat",
-    "embeddings": "embedding",
-}
-# First path segments of the OpenAI API that become their own operation; any other path is
-# "other", so a client cannot mint new operations (metric series, statistics) at will.
-API_SEGMENTS = frozenset(
-    {
-        "models", "files", "uploads", "batches", "moderations", "audio", "fine_tuning",
-        "vector_stores", "assistants", "threads", "realtime", "conversations", "containers",
-        "evals", "videos",
-    }
-)  # fmt: skip
-OTHER_OPERATION = "other"
-
-
-def operation_for_path(path: str) -> str:
-    if path in _PATH_OPERATIONS:
-        return _PATH_OPERATIONS[path]
-    first = path.split("/", 1)[0]
-    if first == "images":
-        return "image-generation"
-    return first if first in API_SEGMENTS else OTHER_OPERATION
 
 
 class Identify:

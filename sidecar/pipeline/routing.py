@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sidecar.config import Provider, Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.base import Next
+
+# model -> (provider name, provider, model as that provider knows it)
+Route = Callable[[str | None], tuple[str, Provider, str | None]]
 
 
 class Router:

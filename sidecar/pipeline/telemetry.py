@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from contextvars import Token
 from urllib.parse import urlsplit
 
@@ -22,9 +23,9 @@ from opentelemetry.util.types import AttributeValue
 
 from sidecar.errors import SidecarError
 from sidecar.exchange import Exchange, Reply
+from sidecar.openai_api import GEN_AI_OPERATIONS, MODEL_ENDPOINTS
 from sidecar.pipeline.base import Next
-from sidecar.pipeline.identity import MODEL_ENDPOINTS
-from sidecar.stream import StreamEnd
+from sidecar.stream import NO_EVENTS, EndReason, StreamEnd
 from sidecar.telemetry import names as n
 from sidecar.telemetry.recorder import Telemetry
 
@@ -32,7 +33,7 @@ _propagator = TraceContextTextMapPropagator()
 
 
 def gen_ai_operation(ex: Exchange) -> str:
-    return n.GEN_AI_OPERATIONS.get(ex.path, ex.operation)
+    return GEN_AI_OPERATIONS.get(ex.path, ex.operation)
 
 
 class RequestTelemetry:
@@ -189,13 +190,14 @@ class _RequestStream:
             self.first_chunk_s = time.perf_counter() - self.ex.started
         return event
 
-    def on_end(self, end: StreamEnd) -> None:
+    def on_end(self, end: StreamEnd) -> Sequence[bytes]:
         if end.error is not None:
             self.ex.error_code = end.error.code.value
             self.span.add_event(n.EVENT_STREAM_ERROR, {n.ERROR_TYPE: end.error.code.value})
-        elif end.abandoned:
+        elif end.reason is EndReason.CLIENT_GONE:
             self.ex.error_code = self.ex.error_code or "client_closed"
         self.stage._finish(self.ex, self.span, self.status, self.first_chunk_s)
+        return NO_EVENTS
 
 
 def _trace_id(span: Span) -> str | None:
@@ -274,8 +276,13 @@ class _AttemptStream:
     def on_event(self, event: bytes) -> bytes | None:
         return event
 
-    def on_end(self, end: StreamEnd) -> None:
-        _end(self.span, self.ex, error=end.error.code.value if end.error else None)
+    def on_end(self, end: StreamEnd) -> Sequence[bytes]:
+        _end(
+            self.span,
+            self.ex,
+            error=end.error.code.value if end.upstream_failed and end.error else None,
+        )
+        return NO_EVENTS
 
 
 @functools.cache

@@ -6,20 +6,25 @@ so usage is never lost, and drops that chunk again when the client did not ask f
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from sidecar.exchange import Exchange, Reply, Usage
+from sidecar.openai_api import STREAM_USAGE_ENDPOINTS
 from sidecar.pipeline.base import Next
-from sidecar.stream import StreamEnd
+from sidecar.stream import NO_EVENTS, StreamEnd
 
-_STREAM_USAGE_PATHS = frozenset({"chat/completions", "completions"})
+# The events worth parsing: a finish reason that is set, a usage object, the final Responses
+# event. Whitespace-tolerant: Python servers and some gateways write '"usage": {'.
+_INTERESTING = re.compile(rb'"(?:finish_reason"\s*:\s*"|usage"\s*:\s*\{)|response\.completed')
 
 
 class CaptureUsage:
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        if ex.stream and ex.path in _STREAM_USAGE_PATHS and not ex.client_wants_usage:
+        if ex.stream and ex.path in STREAM_USAGE_ENDPOINTS and not ex.client_wants_usage:
             assert ex.body is not None
             options = ex.body.get("stream_options")
             ex.body["stream_options"] = {**(options or {}), "include_usage": True}
@@ -28,7 +33,8 @@ class CaptureUsage:
         if reply.status >= 400:
             return reply
         if reply.stream is not None:
-            reply.observers.append(UsageObserver(ex))
+            if reply.sse:
+                reply.observers.append(UsageObserver(ex))
         elif (parsed := reply.json()) is not None:
             read_response(parsed, ex)
         return reply
@@ -70,12 +76,7 @@ class UsageObserver:
 
     def on_event(self, event: bytes) -> bytes | None:
         # Parse only the few events that carry what we need; the rest pass untouched.
-        interesting = (
-            self.first
-            or b'"finish_reason":"' in event
-            or b'"usage":{' in event
-            or b"response.completed" in event
-        )
+        interesting = self.first or _INTERESTING.search(event) is not None
         self.first = False
         if interesting and (obj := _event_json(event)) is not None:
             if _is_usage_only_chunk(obj) and not self.ex.client_wants_usage:
@@ -84,8 +85,8 @@ class UsageObserver:
             read_response(obj.get("response") or obj, self.ex)
         return event
 
-    def on_end(self, end: StreamEnd) -> None:
-        pass
+    def on_end(self, end: StreamEnd) -> Sequence[bytes]:
+        return NO_EVENTS
 
 
 def _event_json(event: bytes) -> dict[str, Any] | None:

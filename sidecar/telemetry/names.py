@@ -46,9 +46,6 @@ SIDECAR_DURATION_MS: Final = "sidecar.duration_ms"
 # --- span events --------------------------------------------------------------------------------
 EVENT_RETRY: Final = "sidecar.retry"
 EVENT_FALLBACK: Final = "sidecar.fallback"
-EVENT_CACHE_HIT: Final = "sidecar.cache_hit"
-EVENT_RATE_LIMITED: Final = "sidecar.rate_limited"
-EVENT_SECURITY_FINDING: Final = "sidecar.security_finding"
 EVENT_SLOW_OPERATION: Final = "sidecar.slow_operation"
 EVENT_STREAM_ERROR: Final = "sidecar.stream_error"
 
@@ -60,26 +57,20 @@ GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_firs
 # --- metrics: the sidecar's own ---------------------------------------------------------------
 SIDECAR_REQUESTS: Final = "sidecar.requests"
 SIDECAR_OVERHEAD: Final = "sidecar.overhead"
-SIDECAR_CACHE_LOOKUPS: Final = "sidecar.cache.lookups"
 SIDECAR_COST: Final = "sidecar.cost"
-SIDECAR_RATELIMIT_REJECTIONS: Final = "sidecar.ratelimit.rejections"
 SIDECAR_FALLBACKS: Final = "sidecar.fallbacks"
 SIDECAR_RETRIES: Final = "sidecar.retries"
-SIDECAR_SECURITY_FINDINGS: Final = "sidecar.security.findings"
-SIDECAR_QUEUE_DEPTH: Final = "sidecar.queue.depth"
-SIDECAR_BUDGET_UTILIZATION: Final = "sidecar.budget.utilization"
 SIDECAR_SLOW_OPERATIONS: Final = "sidecar.slow_operations"
 SIDECAR_CIRCUIT_STATE: Final = "sidecar.circuit.state"
+SIDECAR_BACKGROUND_DEPTH: Final = "sidecar.background.depth"
+SIDECAR_BACKGROUND_DROPPED: Final = "sidecar.background.dropped"
 
 # --- metric label keys (bounded values only; never a user id) ------------------------------------
 LABEL_OPERATION: Final = SIDECAR_OPERATION
 LABEL_MODEL: Final = SIDECAR_MODEL
 LABEL_OUTCOME: Final = SIDECAR_OUTCOME
 LABEL_ERROR_CODE: Final = SIDECAR_ERROR_CODE
-LABEL_CACHE_RESULT: Final = "sidecar.cache.result"
 LABEL_PROVIDER: Final = GEN_AI_PROVIDER_NAME
-LABEL_REASON: Final = "sidecar.reason"
-LABEL_STATE: Final = "sidecar.state"
 
 # --- histogram buckets (semantic conventions; set explicitly) -----------------------------------
 # 0.01 s doubling to 81.92 s.
@@ -96,15 +87,6 @@ OTHER: Final = "other"
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_ERROR: Final = "error"
 OUTCOME_CACHE_HIT: Final = "cache_hit"
-
-# gen_ai.operation.name for each model endpoint (well-known values where the conventions have one).
-GEN_AI_OPERATIONS: Final = {
-    "chat/completions": "chat",
-    "responses": "chat",
-    "completions": "text_completion",
-    "embeddings": "embeddings",
-    "images/generations": "image_generation",
-}
 
 # Models we always keep as their own metric label; anything else configured is added at start-up
 # and every other name is folded into "other" so a typo cannot explode a time series count.

@@ -14,12 +14,13 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
 
+from sidecar.background import Background
 from sidecar.config import Settings
 from sidecar.exchange import Exchange
 from sidecar.telemetry import names as n
 from sidecar.telemetry.alerts import WebhookAlerts
 from sidecar.telemetry.batch import MetricBatch
-from sidecar.telemetry.setup import Providers
+from sidecar.telemetry.setup import OtelProviders
 from sidecar.telemetry.stats import RollingStats
 
 
@@ -63,7 +64,7 @@ def configured_models(settings: Settings) -> set[str]:
 
 
 class Telemetry:
-    def __init__(self, settings: Settings, providers: Providers) -> None:
+    def __init__(self, settings: Settings, providers: OtelProviders) -> None:
         self.settings = settings
         self.providers = providers
         self.tracer = providers.tracer
@@ -93,8 +94,27 @@ class Telemetry:
             description="Circuit breaker state: 0 closed, 1 half-open, 2 open",
         )
 
-    def start(self) -> None:
-        self.alerts.start()
+    def observe_background(self, background: Background) -> None:
+        """Export how much work after the reply is waiting, and how much was dropped."""
+
+        def depth(_: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(background.depth)
+
+        def dropped(_: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(background.dropped)
+
+        meter = self.providers.meter
+        meter.create_observable_gauge(
+            n.SIDECAR_BACKGROUND_DEPTH, callbacks=[depth], unit="{job}",
+            description="Work after the reply waiting to run (cache writes, usage, webhooks)",
+        )  # fmt: skip
+        meter.create_observable_counter(
+            n.SIDECAR_BACKGROUND_DROPPED, callbacks=[dropped], unit="{job}",
+            description="Work after the reply dropped because the queue was full",
+        )  # fmt: skip
+
+    def start(self, background: Background) -> None:
+        self.alerts.start(background)
         self.batch.start()
 
     async def close(self) -> None:
@@ -139,27 +159,4 @@ class Telemetry:
                 "sidecar.fallback.from": self.models.fold(source),
                 "sidecar.fallback.to": self.models.fold(target),
             },
-        )
-
-    def cache_lookup(self, ex: Exchange, *, hit: bool) -> None:
-        if hit:
-            self.event(n.EVENT_CACHE_HIT)
-        self.batch.add(
-            self.metrics.cache_lookups,
-            1,
-            {n.LABEL_OPERATION: ex.operation, n.LABEL_CACHE_RESULT: "hit" if hit else "miss"},
-        )
-
-    def rate_limited(self, ex: Exchange, *, limit: int, retry_after_s: float) -> None:
-        self.event(
-            n.EVENT_RATE_LIMITED, {"sidecar.limit": limit, "sidecar.retry_after_s": retry_after_s}
-        )
-        self.batch.add(self.metrics.ratelimit_rejections, 1, {n.LABEL_OPERATION: ex.operation})
-
-    def security_finding(self, ex: Exchange, *, kind: str, action: str) -> None:
-        self.event(n.EVENT_SECURITY_FINDING, {"sidecar.finding": kind, "sidecar.action": action})
-        self.batch.add(
-            self.metrics.security_findings,
-            1,
-            {n.LABEL_OPERATION: ex.operation, "sidecar.finding": kind, "sidecar.action": action},
         )

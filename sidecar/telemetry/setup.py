@@ -95,16 +95,9 @@ class Instruments:
             n.SIDECAR_OVERHEAD, "s", "Time spent in the sidecar itself"
         )
         self.requests: Counter = counter(n.SIDECAR_REQUESTS, "{request}", "Requests by outcome")
-        self.cache_lookups: Counter = counter(n.SIDECAR_CACHE_LOOKUPS, "{lookup}", "Cache lookups")
         self.cost: Counter = counter(n.SIDECAR_COST, "{USD}", "Model cost in US dollars")
-        self.ratelimit_rejections: Counter = counter(
-            n.SIDECAR_RATELIMIT_REJECTIONS, "{request}", "Rate-limited requests"
-        )
         self.fallbacks: Counter = counter(n.SIDECAR_FALLBACKS, "{fallback}", "Model fallbacks")
         self.retries: Counter = counter(n.SIDECAR_RETRIES, "{retry}", "Upstream retries")
-        self.security_findings: Counter = counter(
-            n.SIDECAR_SECURITY_FINDINGS, "{finding}", "Security findings"
-        )
         self.slow_operations: Counter = counter(
             n.SIDECAR_SLOW_OPERATIONS, "{request}", "Requests slower than their slow_ms"
         )
@@ -125,7 +118,7 @@ def _views() -> list[View]:
     ]
 
 
-class Providers:
+class OtelProviders:
     """The tracer and meter providers of one sidecar, with their exporters."""
 
     def __init__(

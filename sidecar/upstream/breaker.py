@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from enum import IntEnum
 
-from sidecar.config import Breaker as BreakerConfig
+from sidecar.config import BreakerSettings
 
 Clock = Callable[[], float]
 
@@ -29,7 +29,7 @@ class State(IntEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, config: BreakerConfig, clock: Clock = time.monotonic) -> None:
+    def __init__(self, config: BreakerSettings, clock: Clock = time.monotonic) -> None:
         self.config = config
         self.clock = clock
         self.state = State.CLOSED
@@ -115,7 +115,7 @@ MAX_KEYS = 2048
 class Breakers:
     """Every breaker, keyed by (provider, model); created on first use, at most MAX_KEYS."""
 
-    def __init__(self, config: BreakerConfig, clock: Clock = time.monotonic) -> None:
+    def __init__(self, config: BreakerSettings, clock: Clock = time.monotonic) -> None:
         self.config = config
         self.clock = clock
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}

@@ -32,6 +32,7 @@ class UpstreamResponse(Protocol):
 
     async def read(self) -> bytes: ...
     def events(self) -> AsyncGenerator[bytes]: ...
+    def chunks(self) -> AsyncGenerator[bytes]: ...
     def close(self) -> None: ...
 
 
@@ -66,29 +67,56 @@ class HttpResponse:
             self._response.release()
 
     async def events(self) -> AsyncGenerator[bytes]:
-        """Server-sent events, each whole (ending in a blank line), as soon as it has arrived."""
-        buffer = b""
+        """Server-sent events, each whole (ending in a blank line), as soon as it has arrived.
+
+        The buffer holds at most one partial event; an event larger than ``MAX_EVENT_BYTES``
+        is an upstream failure, not a reason to grow without bound. Only the bytes that
+        arrived since the last look are searched for an event's end.
+        """
+        buffer = bytearray()
+        searched = 0  # the end of an event cannot lie in buffer[:searched - 3]
         try:
             async for chunk in self._response.content.iter_any():
                 buffer += chunk
-                while (end := _event_end(buffer)) > 0:
-                    yield buffer[:end]
-                    buffer = buffer[end:]
+                while (end := _event_end(buffer, max(0, searched - 3))) > 0:
+                    yield bytes(buffer[:end])
+                    del buffer[:end]
+                    searched = 0
+                searched = len(buffer)
+                if searched > MAX_EVENT_BYTES:
+                    raise SidecarError(
+                        ErrorCode.NETWORK,
+                        f"Upstream sent a stream event over {MAX_EVENT_BYTES} bytes.",
+                    )
             if buffer.strip():
-                yield buffer
+                yield bytes(buffer)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise network_error(exc, self._url) from exc
         finally:
             # close, not release: if the client went away mid-stream the upstream must see it.
             self._response.close()
 
+    async def chunks(self) -> AsyncGenerator[bytes]:
+        """The body as it arrives (pass-through responses: files, non-SSE streams)."""
+        try:
+            async for chunk in self._response.content.iter_chunked(CHUNK_BYTES):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise network_error(exc, self._url) from exc
+        finally:
+            self._response.close()
+
     def close(self) -> None:
         self._response.close()
 
 
-def _event_end(buffer: bytes) -> int:
-    lf = buffer.find(b"\n\n")
-    crlf = buffer.find(b"\r\n\r\n")
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
+
+
+def _event_end(buffer: bytearray, start: int) -> int:
+    lf = buffer.find(b"\n\n", start)
+    crlf = buffer.find(b"\r\n\r\n", start)
     if crlf != -1 and (lf == -1 or crlf < lf):
         return crlf + 4
     return lf + 2 if lf != -1 else -1

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sidecar.simulator import Simulator
-from tests.conftest import APP_KEY, PROVIDER_KEY
+from tests.helpers import APP_KEY, PROVIDER_KEY
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
     {"role": "user", "content": "Say something nice about proxies."}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -10,14 +9,7 @@ import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import APP_KEY, PROVIDER_KEY
-
-MakeSidecar = Callable[..., Awaitable[TestServer]]
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-
-
-def sdk(server: TestServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0)
+from tests.helpers import MESSAGES, PROVIDER_KEY, MakeSidecar, sdk, sim_provider
 
 
 def error_of(exc: openai.APIStatusError) -> dict[str, Any]:
@@ -98,7 +90,7 @@ async def test_upstream_timeout_is_timeout_error(
 ) -> None:
     """A provider that does not answer within timeout_s gives 504 TIMEOUT."""
     url = str(upstream.make_url("/v1"))
-    provider = {"base_url": url, "api_key_env": "SIDECAR_TEST_KEY", "timeout_s": 0.2}
+    provider = sim_provider(url, timeout_s=0.2)
     server = await make_sidecar(
         url, providers={"sim": provider}, operations={"chat": {"max_attempts": 1, "fallbacks": []}}
     )

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable
 
 import aiohttp
 import openai
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from tests.conftest import APP_KEY
-
-MakeSidecar = Callable[..., Awaitable[TestServer]]
-ServerFactory = Callable[..., Awaitable[TestServer]]
+from tests.helpers import APP_KEY, MakeSidecar, ServerFactory
 
 CHUNK = (
     b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'

@@ -9,9 +9,10 @@ import pytest
 from sidecar.config import settings_from_dict
 from sidecar.errors import SidecarError
 from sidecar.exchange import Exchange
+from sidecar.openai_api import operation_for_path
 from sidecar.pipeline.base import compose
 from sidecar.pipeline.body import ReadBody
-from sidecar.pipeline.identity import Identify, operation_for_path
+from sidecar.pipeline.identity import Identify
 from tests.helpers import Recorder, exchange
 
 SETTINGS = settings_from_dict({})

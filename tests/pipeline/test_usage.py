@@ -72,7 +72,7 @@ async def test_stream_asks_upstream_for_usage_and_strips_it_for_the_client() -> 
     assert ex.body is not None
     assert ex.body["stream_options"] == {"include_usage": True}
     assert result.stream is not None
-    relayed = [event async for event in stream.events(result, ex)]
+    relayed = [event async for event in stream.relay(result, ex)]
     assert relayed == [CHUNK, STOP, DONE]
     assert ex.usage is not None
     assert (ex.usage.input_tokens, ex.usage.output_tokens) == (7, 3)
@@ -85,7 +85,7 @@ async def test_stream_keeps_the_usage_chunk_when_the_client_asked() -> None:
     reply = Reply(200, stream=events(CHUNK, USAGE, DONE))
     result = await CaptureUsage()(ex, Recorder(reply))
     assert result.stream is not None
-    assert [event async for event in stream.events(result, ex)] == [CHUNK, USAGE, DONE]
+    assert [event async for event in stream.relay(result, ex)] == [CHUNK, USAGE, DONE]
     assert ex.usage is not None
     assert ex.usage.output_tokens == 3
 
@@ -101,8 +101,26 @@ async def test_responses_stream_usage_comes_from_response_completed() -> None:
     )
     result = await CaptureUsage()(ex, Recorder(Reply(200, stream=events(completed))))
     assert result.stream is not None
-    assert [event async for event in stream.events(result, ex)] == [completed]
+    assert [event async for event in stream.relay(result, ex)] == [completed]
     assert ex.usage is not None
     assert (ex.usage.input_tokens, ex.usage.output_tokens) == (5, 9)
     assert ex.body is not None
     assert "stream_options" not in ex.body
+
+
+async def test_usage_written_with_spaces_is_still_read_and_stripped() -> None:
+    """Upstreams that pretty-print JSON ('"usage": {') are parsed like compact ones."""
+    spaced_stop = (
+        b'data: {"model": "gpt-4o", "choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n'
+    )
+    spaced_usage = (
+        b'data: {"model": "gpt-4o", "choices": [], '
+        b'"usage": {"prompt_tokens": 11, "completion_tokens": 4}}\n\n'
+    )
+    ex = streaming_exchange()
+    reply = Reply(200, stream=events(CHUNK, spaced_stop, spaced_usage, DONE))
+    result = await CaptureUsage()(ex, Recorder(reply))
+    assert [event async for event in stream.relay(result, ex)] == [CHUNK, spaced_stop, DONE]
+    assert ex.usage is not None
+    assert (ex.usage.input_tokens, ex.usage.output_tokens) == (11, 4)
+    assert ex.finish_reasons == ["stop"]

@@ -11,11 +11,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from sidecar.runtime import Overrides
 from sidecar.server import create_app
-from sidecar.telemetry.setup import Providers
-from tests.conftest import APP_KEY, Sleeps, sidecar_settings
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
+from sidecar.telemetry.setup import OtelProviders
+from tests.helpers import APP_KEY, ServerFactory, Sleeps, sidecar_settings
 
 
 @dataclass
@@ -34,9 +33,9 @@ def observe(
 
     async def start(**overrides: Any) -> Observed:
         spans = InMemorySpanExporter()
-        providers = Providers(otlp=False, span_exporter=spans)
+        providers = OtelProviders(otlp=False, span_exporter=spans)
         settings = sidecar_settings(str(upstream.make_url("/v1")), **overrides)
-        server = await aiohttp_server(create_app(settings, providers=providers, sleep=sleeps))
+        server = await aiohttp_server(create_app(settings, Overrides(otel=providers, sleep=sleeps)))
         client = openai.AsyncOpenAI(
             base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0
         )

@@ -6,16 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import openai
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
+from sidecar.background import Background
 from sidecar.simulator import Simulator
 from sidecar.telemetry.alerts import WebhookAlerts
+from tests.helpers import MESSAGES, ServerFactory
 from tests.telemetry.conftest import Observed
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 class Receiver:
@@ -63,13 +60,16 @@ async def test_slow_operation_posts_one_deduplicated_webhook(
 
 
 async def test_a_dead_webhook_drops_alerts_without_blocking(unused_tcp_port: int) -> None:
-    """notify() never waits; alerts to a closed port are dropped after one warning."""
-    alerts = WebhookAlerts(f"http://127.0.0.1:{unused_tcp_port}/hook", dedup_s=0, queue_size=2)
-    alerts.start()
+    """notify() never waits; past the background queue's capacity alerts are dropped."""
+    background = Background(capacity=2, workers=1)
+    alerts = WebhookAlerts(f"http://127.0.0.1:{unused_tcp_port}/hook/secret-path", dedup_s=0)
+    alerts.start(background)
     try:
         accepted = [alerts.notify(("k", str(i)), {"i": i}) for i in range(10)]
         assert accepted[:2] == [True, True]
         assert alerts.suppressed >= 1
+        background.start()
+        await background.drain(5)
     finally:
         await alerts.close()
     assert alerts.sent == 0

@@ -1,7 +1,7 @@
 """OTLP export for real: the SDK's OTLP exporters, an in-test OTLP receiver, a dead collector.
 
 The receivers run on their own threads (an aiohttp app on its own event loop for OTLP/HTTP, a
-grpcio server for OTLP/gRPC), not on the test's event loop: ``Providers.shutdown()`` is
+grpcio server for OTLP/gRPC), not on the test's event loop: ``OtelProviders.shutdown()`` is
 synchronous and runs inside the sidecar's app cleanup on the test's loop, so a receiver sharing
 that loop could not answer the final flush and every teardown would wait out the exporter
 timeout.
@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +37,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
+from sidecar.runtime import Overrides
 from sidecar.server import create_app
 from sidecar.simulator import Simulator, SimulatorConfig
 from sidecar.telemetry import names as n
-from sidecar.telemetry.setup import ExportWarnings, Providers
-from tests.conftest import PROVIDER_KEY, sidecar_settings
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
+from sidecar.telemetry.setup import ExportWarnings, OtelProviders
+from tests.helpers import PROVIDER_KEY, ServerFactory, sidecar_settings
 
 # grpcio ships no type information; through import_module its attributes are plainly Any.
 grpc = importlib.import_module("grpc")
@@ -344,7 +343,7 @@ async def test_spans_and_metrics_reach_an_otlp_receiver(
     """
     export_env(monkeypatch, receiver.endpoint, receiver.protocol)
     threads_before = otel_threads()
-    providers = Providers()
+    providers = OtelProviders()
     sidecar = await aiohttp_server(
         create_sidecar(str(upstream.make_url("/v1")), providers=providers)
     )
@@ -503,7 +502,9 @@ async def test_a_dead_collector_never_fails_requests_nor_grows_memory(
     upstream = await aiohttp_server(sim.app())
     settings_overrides: dict[str, Any] = {"operations": {"chat": {"rate_limit": None}}}
     sidecar = await aiohttp_server(
-        create_sidecar(str(upstream.make_url("/v1")), providers=Providers(), **settings_overrides)
+        create_sidecar(
+            str(upstream.make_url("/v1")), providers=OtelProviders(), **settings_overrides
+        )
     )
     url = str(sidecar.make_url("/v1/chat/completions"))
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
@@ -575,5 +576,7 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def create_sidecar(upstream_url: str, *, providers: Providers, **overrides: Any) -> web.Application:
-    return create_app(sidecar_settings(upstream_url, **overrides), providers=providers)
+def create_sidecar(
+    upstream_url: str, *, providers: OtelProviders, **overrides: Any
+) -> web.Application:
+    return create_app(sidecar_settings(upstream_url, **overrides), Overrides(otel=providers))

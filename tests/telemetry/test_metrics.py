@@ -11,9 +11,8 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tests.helpers import MESSAGES
 from tests.telemetry.conftest import Observed
-
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 async def scrape(server: TestServer) -> dict[str, list[Sample]]:

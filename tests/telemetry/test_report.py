@@ -7,15 +7,13 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
 from sidecar.cli import show_report
 from sidecar.simulator import Simulator
+from tests.helpers import MESSAGES
 from tests.telemetry.conftest import Observed
-
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 async def get_report(server: TestServer, token: str | None = None) -> tuple[int, dict[str, Any]]:

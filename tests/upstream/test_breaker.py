@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.config import Breaker as BreakerConfig
+from sidecar.config import BreakerSettings
 from sidecar.upstream.breaker import MAX_KEYS, Breakers, CircuitBreaker, RetryBudget, State
 
 
@@ -19,7 +19,7 @@ def state(breaker: CircuitBreaker) -> State:
     return breaker.state
 
 
-CONFIG = BreakerConfig(
+CONFIG = BreakerSettings(
     window_s=30, min_calls=10, failure_ratio=0.5, consecutive_failures=5, open_s=5, max_open_s=40
 )
 

@@ -18,19 +18,17 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sidecar.config import Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
+from sidecar.openai_api import MODEL_ENDPOINTS
 from sidecar.pipeline.base import Next
-from sidecar.pipeline.identity import MODEL_ENDPOINTS
-from sidecar.pipeline.routing import Router
-from sidecar.runtime import Sleep
-from sidecar.stream import StreamEnd
-from sidecar.telemetry.recorder import Telemetry
-from sidecar.upstream.breaker import Breakers, CircuitBreaker, RetryBudget, State
+from sidecar.pipeline.routing import Route
+from sidecar.runtime import Runtime
+from sidecar.stream import NO_EVENTS, EndReason, StreamEnd
+from sidecar.upstream.breaker import CircuitBreaker, State
 from sidecar.upstream.classify import UpstreamFailure, classify_exception
 
 log = logging.getLogger(__name__)
@@ -61,25 +59,14 @@ def full_jitter(attempt: int, base_s: float, cap_s: float, rng: Callable[[], flo
 
 class Resilience:
     def __init__(
-        self,
-        settings: Settings,
-        router: Router,
-        telemetry: Telemetry,
-        breakers: Breakers,
-        *,
-        sleep: Sleep = asyncio.sleep,
-        rng: Callable[[], float] = random.random,
+        self, rt: Runtime, route: Route, *, rng: Callable[[], float] = random.random
     ) -> None:
-        self.config = settings.resilience
-        self.router = router
-        self.telemetry = telemetry
-        self.breakers = breakers
-        self.budget = RetryBudget(
-            ratio=self.config.retry_budget_ratio,
-            floor=self.config.retry_budget_floor,
-            window_s=self.config.retry_budget_window_s,
-        )
-        self.sleep = sleep
+        self.config = rt.settings.resilience
+        self.route = route
+        self.telemetry = rt.telemetry
+        self.breakers = rt.breakers
+        self.budget = rt.budget
+        self.sleep = rt.sleep
         self.rng = rng
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
@@ -177,7 +164,7 @@ class Resilience:
 
     def _switch(self, ex: Exchange, target: Target, failure: SidecarError | None) -> None:
         source = ex.upstream_model or ex.model or ""
-        ex.provider_name, ex.provider, model = self.router.provider_for(target.model)
+        ex.provider_name, ex.provider, model = self.route(target.model)
         ex.set_model(model or target.model)
         if target.quality is not None and ex.body is not None:
             ex.body["quality"] = target.quality
@@ -242,8 +229,9 @@ class _BreakerVerdict:
     def on_event(self, event: bytes) -> bytes | None:
         return event
 
-    def on_end(self, end: StreamEnd) -> None:
-        if end.abandoned:
-            self.breaker.release()  # the client left: no verdict on the upstream
+    def on_end(self, end: StreamEnd) -> Sequence[bytes]:
+        if end.reason in (EndReason.COMPLETED, EndReason.UPSTREAM_ERROR):
+            self.breaker.record(failed=end.upstream_failed)
         else:
-            self.breaker.record(failed=end.error is not None)
+            self.breaker.release()  # the client left, or we stopped it: no verdict on the upstream
+        return NO_EVENTS

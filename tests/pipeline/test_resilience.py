@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -13,16 +12,9 @@ from aiohttp.test_utils import TestServer
 
 from sidecar.server import RUNTIME
 from sidecar.simulator import Faults, Simulator, SimulatorConfig
-from tests.conftest import APP_KEY, Sleeps
+from tests.helpers import MESSAGES, MakeSidecar, ServerFactory, Sleeps, sdk, sim_provider
 
-MakeSidecar = Callable[..., Awaitable[TestServer]]
-ServerFactory = Callable[..., Awaitable[TestServer]]
-MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 NO_FALLBACKS: dict[str, dict[str, Any]] = {"chat": {"fallbacks": []}}
-
-
-def sdk(server: TestServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0)
 
 
 def calls(sim: Simulator, model: str | None = None) -> list[str]:
@@ -200,7 +192,7 @@ async def test_fallback_may_cross_providers(
     server = await make_sidecar(
         url,
         providers={
-            "sim": {"base_url": url, "api_key_env": "SIDECAR_TEST_KEY"},
+            "sim": sim_provider(url),
             "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
         },
         operations={"chat": {"fallbacks": ["gpt-4o", "backup/llama3"]}},

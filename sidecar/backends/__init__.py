@@ -1,0 +1,190 @@
+"""Shared state that outlives a request, behind small protocols.
+
+=============  ===========================  ==================================  ==================
+protocol       used for                     embedded default (one instance)     shared (config)
+=============  ===========================  ==================================  ==================
+Counters       rate limits, budgets,        :mod:`.memory` (monotonic clock)    Redis (Lua, TIME)
+               duplicate guards
+CacheStore     response cache               :mod:`.memory` (LRU, byte-bounded)  Redis
+UsageStore     usage records, reports       SQLite (WAL) file                   PostgreSQL
+JobQueue       durable async jobs           :mod:`.memory`                      Redis (BullMQ)
+=============  ===========================  ==================================  ==================
+
+``redis_url`` chooses Redis for counters, cache and jobs; ``database_url`` chooses the usage
+store. Each backend reports its :class:`Health`; ``/readyz`` aggregates them. A backend that
+cannot be reached at start is logged and reported, never fatal: it reconnects on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: Status
+    message: str
+    latency_ms: float | None = None
+    backend: str = "in-process"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "backend": self.backend,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 2),
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A sliding-window decision: was the hit admitted, and where the window stands now."""
+
+    allowed: bool
+    count: int  # hits inside the window, including this one when admitted
+    limit: int
+    reset_s: float  # until the oldest hit leaves the window (0 when the window is empty)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+
+class Counters(Protocol):
+    async def hit(self, key: str, *, limit: int, window_s: float, cost: int = 1) -> Window:
+        """Admit ``cost`` hits if at most ``limit`` fall in any ``window_s``; check and record
+        atomically (an exact sliding log)."""
+        ...
+
+    async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
+        """Add to a plain counter that expires ``ttl_s`` after its last change; the new total."""
+        ...
+
+    async def read(self, key: str) -> int: ...
+    async def health(self) -> Health: ...
+    async def close(self) -> None: ...
+
+
+class CacheStore(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, *, ttl_s: float) -> None: ...
+    async def clear(self, prefix: str) -> int:
+        """Remove every entry whose key starts with ``prefix``; how many were removed."""
+        ...
+
+    async def health(self) -> Health: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class UsageRecord:
+    """One model call as it is billed. Costs are integer micro-dollars (None: unpriced)."""
+
+    time: datetime
+    request_id: str
+    user: str
+    operation: str
+    model_requested: str
+    model_served: str
+    provider: str
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    cost_micros: int | None = None
+    cache_hit: bool = False
+    saved_micros: int = 0
+    fallback: str | None = None
+    outcome: str = "success"
+    estimated: bool = False  # usage estimated (client left before the final chunk)
+    record_id: str = field(default_factory=lambda: os.urandom(12).hex())  # idempotent writes
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    images: int
+    cost_micros: int
+
+
+class UsageStore(Protocol):
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        """Store records durably (committed when this returns)."""
+        ...
+
+    async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]: ...
+    async def health(self) -> Health: ...
+    async def close(self) -> None: ...
+
+
+JobState = Literal["waiting", "active", "completed", "failed", "delayed"]
+JOB_STATES: tuple[JobState, ...] = ("waiting", "active", "completed", "failed", "delayed")
+
+
+@dataclass(slots=True)
+class JobInfo:
+    id: str
+    queue: str
+    name: str
+    data: dict[str, Any]
+    state: JobState
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+
+
+class JobQueue(Protocol):
+    async def add(
+        self,
+        queue: str,
+        name: str,
+        data: dict[str, Any],
+        *,
+        priority: int = 0,
+        delay_ms: int = 0,
+        attempts: int = 1,
+    ) -> str:
+        """Enqueue a job; its id."""
+        ...
+
+    async def get(self, job_id: str) -> JobInfo | None: ...
+    async def counts(self) -> dict[str, dict[JobState, int]]: ...
+    async def health(self) -> Health: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Backends:
+    counters: Counters
+    cache: CacheStore
+    usage: UsageStore
+    jobs: JobQueue
+    # Closed with the backends but not one of them (the Redis client the others share).
+    closers: list[Any] = field(default_factory=list)
+
+    def named(self) -> Mapping[str, Counters | CacheStore | UsageStore | JobQueue]:
+        """The backends by the name ``/readyz`` reports them under."""
+        return {
+            "rate_limit": self.counters,
+            "cache": self.cache,
+            "database": self.usage,
+            "queues": self.jobs,
+        }
+
+    async def health(self) -> dict[str, Health]:
+        return {name: await backend.health() for name, backend in self.named().items()}
+
+    async def close(self) -> None:
+        for backend in self.named().values():
+            await backend.close()
+        for closer in self.closers:
+            await closer()

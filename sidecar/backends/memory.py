@@ -1,0 +1,173 @@
+"""In-process backends: the embedded default for a single sidecar (no Redis).
+
+Same semantics as the Redis ones for one instance. Everything is bounded: keys that come from
+clients (users, models) are forgotten when idle, and the cache evicts by size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any
+
+from sidecar.backends import Health, JobInfo, JobState, Window
+
+Clock = Callable[[], float]
+
+HEALTHY = Health("healthy", "in-process")
+
+
+class MemoryCounters:
+    """Exact sliding logs and expiring counters in dicts, on a monotonic clock."""
+
+    def __init__(self, *, max_keys: int = 100_000, clock: Clock = time.monotonic) -> None:
+        self.max_keys = max_keys
+        self.clock = clock
+        self._logs: dict[str, tuple[deque[float], float]] = {}  # key -> (hit times, window)
+        self._counts: dict[str, tuple[int, float]] = {}  # key -> (value, expires at)
+
+    async def hit(self, key: str, *, limit: int, window_s: float, cost: int = 1) -> Window:
+        now = self.clock()
+        entry = self._logs.get(key)
+        if entry is None:
+            if len(self._logs) >= self.max_keys:
+                self._forget_idle_logs(now)
+            log: deque[float] = deque()
+            self._logs[key] = (log, window_s)
+        else:
+            log = entry[0]
+        horizon = now - window_s
+        while log and log[0] <= horizon:
+            log.popleft()
+        allowed = len(log) + cost <= limit
+        if allowed:
+            log.extend(itertools.repeat(now, cost))
+        reset_s = log[0] + window_s - now if log else 0.0
+        return Window(allowed, len(log), limit, reset_s)
+
+    async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
+        now = self.clock()
+        value, expires = self._counts.get(key, (0, 0.0))
+        if expires <= now:
+            value = 0
+            if len(self._counts) >= self.max_keys:
+                self._forget_expired_counts(now)
+        value += amount
+        self._counts[key] = (value, now + ttl_s)
+        return value
+
+    async def read(self, key: str) -> int:
+        value, expires = self._counts.get(key, (0, 0.0))
+        return value if expires > self.clock() else 0
+
+    def _forget_idle_logs(self, now: float) -> None:
+        idle = [k for k, (log, window) in self._logs.items() if not log or log[-1] <= now - window]
+        for key in idle or list(self._logs)[: self.max_keys // 2]:
+            del self._logs[key]
+
+    def _forget_expired_counts(self, now: float) -> None:
+        expired = [k for k, (_, expires) in self._counts.items() if expires <= now]
+        for key in expired or list(self._counts)[: self.max_keys // 2]:
+            del self._counts[key]
+
+    async def health(self) -> Health:
+        return HEALTHY
+
+    async def close(self) -> None:
+        pass
+
+
+class MemoryCache:
+    """An LRU of bytes values with per-entry expiry, bounded by total size."""
+
+    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, clock: Clock = time.monotonic):
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.size = 0
+        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires <= self.clock():
+            self._remove(key)
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def set(self, key: str, value: bytes, *, ttl_s: float) -> None:
+        if len(value) > self.max_bytes:
+            return
+        if key in self._entries:
+            self._remove(key)
+        self._entries[key] = (value, self.clock() + ttl_s)
+        self.size += len(value)
+        while self.size > self.max_bytes:
+            self._remove(next(iter(self._entries)))
+
+    async def clear(self, prefix: str) -> int:
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        for key in doomed:
+            self._remove(key)
+        return len(doomed)
+
+    def _remove(self, key: str) -> None:
+        value, _ = self._entries.pop(key)
+        self.size -= len(value)
+
+    async def health(self) -> Health:
+        return HEALTHY
+
+    async def close(self) -> None:
+        pass
+
+
+class MemoryJobs:
+    """Jobs in a dict, for one instance; lost on restart (use Redis for durable jobs)."""
+
+    def __init__(self, *, max_jobs: int = 10_000) -> None:
+        self.max_jobs = max_jobs
+        self._jobs: OrderedDict[str, JobInfo] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    async def add(
+        self,
+        queue: str,
+        name: str,
+        data: dict[str, Any],
+        *,
+        priority: int = 0,
+        delay_ms: int = 0,
+        attempts: int = 1,
+    ) -> str:
+        job_id = str(next(self._ids))
+        state: JobState = "delayed" if delay_ms > 0 else "waiting"
+        self._jobs[job_id] = JobInfo(job_id, queue, name, data, state)
+        if len(self._jobs) > self.max_jobs:
+            self._forget_finished()
+        return job_id
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        return self._jobs.get(job_id)
+
+    async def counts(self) -> dict[str, dict[JobState, int]]:
+        counts: dict[str, dict[JobState, int]] = {}
+        for job in self._jobs.values():
+            per_queue = counts.setdefault(job.queue, {})
+            per_queue[job.state] = per_queue.get(job.state, 0) + 1
+        return counts
+
+    def _forget_finished(self) -> None:
+        finished = [k for k, job in self._jobs.items() if job.state in ("completed", "failed")]
+        for key in finished[: len(self._jobs) - self.max_jobs] or [next(iter(self._jobs))]:
+            del self._jobs[key]
+
+    async def health(self) -> Health:
+        return HEALTHY
+
+    async def close(self) -> None:
+        pass

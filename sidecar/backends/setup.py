@@ -1,0 +1,52 @@
+"""Choose and open the backends the configuration names (see :mod:`sidecar.backends`)."""
+
+from __future__ import annotations
+
+import logging
+
+from sidecar.backends import Backends, UsageStore
+from sidecar.backends.jobs import RedisJobs
+from sidecar.backends.memory import MemoryCache, MemoryCounters, MemoryJobs
+from sidecar.backends.redis import RedisCache, RedisCounters, connect, ping, redacted
+from sidecar.backends.usage import PostgresUsage, SqliteUsage
+from sidecar.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def open_usage_store(url: str) -> UsageStore:
+    store: SqliteUsage | PostgresUsage
+    if url.startswith(("postgresql://", "postgres://")):
+        store = PostgresUsage(url)
+    else:
+        store = SqliteUsage(url)
+    await store.open()
+    return store
+
+
+async def open_backends(settings: Settings) -> Backends:
+    """Redis for counters, cache and jobs when ``redis_url`` is set; the usage store by URL.
+
+    An unreachable Redis or database is logged once here and shows in ``/readyz``; the process
+    starts anyway and the clients reconnect when the service comes back.
+    """
+    usage = await open_usage_store(settings.database_url)
+    if settings.redis_url is None:
+        cache = MemoryCache(max_bytes=settings.backends.cache_max_bytes)
+        return Backends(MemoryCounters(), cache, usage, MemoryJobs())
+
+    url = settings.redis_url
+    client = connect(url, timeout_s=settings.backends.redis_timeout_ms / 1000)
+    health = await ping(client, url)
+    if health.status != "healthy":
+        log.error(
+            "Redis at %s is unreachable (%s); /readyz reports it", redacted(url), health.message
+        )
+    backends = Backends(
+        RedisCounters(client, url),
+        RedisCache(client, url),
+        usage,
+        RedisJobs(url),
+    )
+    backends.closers.append(client.aclose)
+    return backends

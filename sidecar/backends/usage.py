@@ -1,0 +1,285 @@
+"""Usage records in SQL: SQLite (the embedded default, WAL) or PostgreSQL, one schema.
+
+The schema is versioned: :data:`MIGRATIONS` is applied in order on start and the version kept
+in ``sidecar_schema``. Time is stored as integer microseconds since the epoch (UTC) and money
+as integer micro-dollars, so both databases sum exactly and compare the same way.
+
+A database that cannot be reached at start is reported by :meth:`health` and connected to
+again on the next use (at most every ``retry_s``), never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+import asyncpg
+
+from sidecar.backends import Health, ModelUsage, UsageRecord
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "record_id", "time_us", "request_id", "user_id", "operation", "model_requested",
+    "model_served", "provider", "input_tokens", "cached_input_tokens", "output_tokens", "images",
+    "cost_micros", "cache_hit", "saved_micros", "fallback", "outcome", "estimated",
+)  # fmt: skip
+
+# (version, statements); ``{id}`` is the dialect's auto-increment primary key.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """CREATE TABLE usage_records (
+                id {id},
+                record_id TEXT NOT NULL UNIQUE,
+                time_us BIGINT NOT NULL,
+                request_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                operation TEXT NOT NULL,
+                model_requested TEXT NOT NULL,
+                model_served TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                input_tokens BIGINT NOT NULL DEFAULT 0,
+                cached_input_tokens BIGINT NOT NULL DEFAULT 0,
+                output_tokens BIGINT NOT NULL DEFAULT 0,
+                images INTEGER NOT NULL DEFAULT 0,
+                cost_micros BIGINT,
+                cache_hit SMALLINT NOT NULL DEFAULT 0,
+                saved_micros BIGINT NOT NULL DEFAULT 0,
+                fallback TEXT,
+                outcome TEXT NOT NULL,
+                estimated SMALLINT NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX usage_user_time ON usage_records (user_id, time_us)",
+        ),
+    ),
+)
+
+_BY_MODEL = """
+SELECT model_served, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+       COALESCE(SUM(images), 0), COALESCE(SUM(cost_micros), 0)
+FROM usage_records WHERE user_id = {0} AND time_us >= {1} AND time_us < {2}
+GROUP BY model_served ORDER BY 6 DESC, 2 DESC
+"""
+
+
+def to_us(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def row_of(record: UsageRecord) -> tuple[Any, ...]:
+    return (
+        record.record_id,
+        to_us(record.time),
+        record.request_id,
+        record.user,
+        record.operation,
+        record.model_requested,
+        record.model_served,
+        record.provider,
+        record.input_tokens,
+        record.cached_input_tokens,
+        record.output_tokens,
+        record.images,
+        record.cost_micros,
+        int(record.cache_hit),
+        record.saved_micros,
+        record.fallback,
+        record.outcome,
+        int(record.estimated),
+    )
+
+
+def _insert(placeholder: str) -> str:
+    marks = ", ".join(placeholder.format(i + 1) for i in range(len(COLUMNS)))
+    return (
+        f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES ({marks}) "
+        "ON CONFLICT (record_id) DO NOTHING"
+    )
+
+
+def _model_usage(rows: Sequence[Sequence[Any]]) -> list[ModelUsage]:
+    return [ModelUsage(str(r[0]), *(int(v) for v in r[1:6])) for r in rows]
+
+
+class _Dialect(Protocol):
+    async def execute(self, sql: str, *args: Any) -> None: ...
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]: ...
+
+
+async def migrate(db: _Dialect, id_column: str) -> int:
+    """Apply the migrations not applied yet; the schema version afterwards."""
+    await db.execute("CREATE TABLE IF NOT EXISTS sidecar_schema (version INTEGER NOT NULL)")
+    rows = await db.fetch("SELECT MAX(version) FROM sidecar_schema")
+    current = int(rows[0][0] or 0) if rows else 0
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        for statement in statements:
+            await db.execute(statement.format(id=id_column))
+        await db.execute(f"INSERT INTO sidecar_schema (version) VALUES ({version})")
+        current = version
+    return current
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs.db`` → ``/abs.db``; ``:memory:``."""
+    return url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+
+
+class SqliteUsage:
+    """The embedded default: one aiosqlite connection (its own thread), WAL journal.
+
+    ``synchronous=NORMAL`` with WAL keeps every committed transaction through a process crash
+    (``kill -9``); only an OS crash or power loss can take the last ones.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._error: str | None = None
+
+    async def open(self) -> None:
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path)
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await migrate(_SqliteDialect(db), "INTEGER PRIMARY KEY AUTOINCREMENT")
+            await db.commit()
+        except (OSError, aiosqlite.Error) as exc:
+            self._error = f"{self.path}: {exc}"
+            log.error("usage database %s cannot be opened: %s", self.path, exc)
+            return
+        self._db = db
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        db = self._require()
+        async with self._lock:
+            await db.executemany(_insert("?"), [row_of(r) for r in records])
+            await db.commit()
+
+    async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]:
+        db = self._require()
+        sql = _BY_MODEL.format("?", "?", "?")
+        async with db.execute(sql, (user, to_us(since), to_us(until))) as cursor:
+            return _model_usage(list(await cursor.fetchall()))
+
+    def _require(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise ConnectionError(f"usage database unavailable: {self._error}")
+        return self._db
+
+    async def health(self) -> Health:
+        if self._db is None:
+            return Health("unhealthy", self._error or "not opened", None, "sqlite")
+        started = time.perf_counter()
+        async with self._db.execute("SELECT 1") as cursor:
+            await cursor.fetchone()
+        return Health("healthy", self.path, (time.perf_counter() - started) * 1000, "sqlite")
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+
+class _SqliteDialect:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.db.execute(sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+        async with self.db.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+
+class PostgresUsage:
+    """PostgreSQL through an asyncpg pool, created at start and again after a failure."""
+
+    def __init__(self, url: str, *, retry_s: float = 5.0, min_size: int = 1, max_size: int = 4):
+        self.url = url
+        self.retry_s = retry_s
+        self.min_size, self.max_size = min_size, max_size
+        self._pool: asyncpg.Pool | None = None
+        self._error: str | None = None
+        self._tried_at = -retry_s
+        self._connecting = asyncio.Lock()
+
+    async def open(self) -> None:
+        await self._connect()
+
+    async def _connect(self) -> asyncpg.Pool | None:
+        async with self._connecting:
+            if self._pool is not None:
+                return self._pool
+            if time.monotonic() - self._tried_at < self.retry_s:
+                return None
+            self._tried_at = time.monotonic()
+            try:
+                pool = await asyncpg.create_pool(
+                    self.url, min_size=self.min_size, max_size=self.max_size, timeout=2
+                )
+                async with pool.acquire() as conn:
+                    await migrate(_PostgresDialect(conn), "BIGSERIAL PRIMARY KEY")
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                self._error = f"{type(exc).__name__}: {exc}"
+                log.error("usage database (PostgreSQL) unavailable: %s", self._error)
+                return None
+            self._pool, self._error = pool, None
+            return pool
+
+    async def _require(self) -> asyncpg.Pool:
+        pool = self._pool or await self._connect()
+        if pool is None:
+            raise ConnectionError(f"usage database unavailable: {self._error}")
+        return pool
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        pool = await self._require()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.executemany(_insert("${}"), [row_of(r) for r in records])
+
+    async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]:
+        pool = await self._require()
+        rows = await pool.fetch(
+            _BY_MODEL.format("$1", "$2", "$3"), user, to_us(since), to_us(until)
+        )
+        return _model_usage([tuple(row) for row in rows])
+
+    async def health(self) -> Health:
+        started = time.perf_counter()
+        try:
+            pool = await self._require()
+            await pool.fetchval("SELECT 1")
+        except (ConnectionError, OSError, asyncpg.PostgresError) as exc:
+            return Health("unhealthy", str(exc), None, "postgresql")
+        return Health("healthy", "connected", (time.perf_counter() - started) * 1000, "postgresql")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+class _PostgresDialect:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.conn.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+        return [tuple(row) for row in await self.conn.fetch(sql, *args)]

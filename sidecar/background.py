@@ -1,0 +1,75 @@
+"""Work after the reply: one bounded queue and a few workers, owned by the runtime.
+
+Cache writes, usage records and webhooks must not delay the reply, and must not pile up without
+bound when the thing they write to is slow. ``submit`` never blocks: past ``capacity`` waiting
+jobs it refuses (the caller decides what a refusal means: a cache write is skipped, a usage
+record goes to its journal) and counts the drop. At shutdown ``drain`` lets the queue finish
+within a time limit, then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+class Background:
+    def __init__(self, *, capacity: int = 10_000, workers: int = 4) -> None:
+        self.capacity = capacity
+        self.workers = workers
+        self.dropped = 0
+        self.failed = 0
+        self._queue: asyncio.Queue[tuple[str, Job]] = asyncio.Queue(capacity)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting to run."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
+
+    def submit(self, name: str, job: Job) -> bool:
+        """Queue ``job``; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait((name, job))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            name, job = await self._queue.get()
+            try:
+                await job()
+            except Exception:  # one job's failure must not stop the worker
+                self.failed += 1
+                log.exception("background job %s failed", name)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Let queued work finish for at most ``timeout_s``, then stop; True if all finished."""
+        finished = True
+        if self._tasks:
+            try:
+                await asyncio.wait_for(self._queue.join(), timeout_s)
+            except TimeoutError:
+                finished = False
+                log.warning("shutdown: %d background jobs did not finish in time", self.depth)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        return finished

@@ -1,0 +1,67 @@
+"""/readyz lists every backend with its state; an unreachable one degrades, never crashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import openai
+from aiohttp.test_utils import TestServer
+
+from tests.helpers import APP_KEY, MakeSidecar
+
+BACKENDS = ("rate_limit", "cache", "database", "queues")
+
+
+async def readiness(server: TestServer) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(server.make_url("/readyz")) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_readyz_lists_each_backend_healthy_by_default(sidecar: TestServer) -> None:
+    """The embedded defaults (in-process counters, cache, jobs; SQLite) all report healthy."""
+    status, body = await readiness(sidecar)
+    assert status == 200
+    assert body["status"] == "healthy"
+    for name in BACKENDS:
+        assert body["services"][name]["status"] == "healthy"
+    assert body["services"]["database"]["backend"] == "sqlite"
+    assert body["services"]["rate_limit"]["backend"] == "in-process"
+
+
+async def test_readyz_reports_redis_backends_when_configured(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """With redis_url set, counters, cache and queues are Redis, each with a latency."""
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")), redis_url="redis://127.0.0.1:6379/0"
+    )
+    _, body = await readiness(sidecar)
+    for name in ("rate_limit", "cache", "queues"):
+        service = body["services"][name]
+        assert (service["backend"], service["status"]) == ("redis", "healthy")
+        assert service["latency_ms"] is not None
+
+
+async def test_an_unreachable_redis_degrades_readiness_and_requests_still_work(
+    upstream: TestServer, make_sidecar: MakeSidecar, unused_tcp_port: int
+) -> None:
+    """A configured Redis that is down: start-up goes on, /readyz says degraded and why."""
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        redis_url=f"redis://:hunter2@127.0.0.1:{unused_tcp_port}/0",
+    )
+    status, body = await readiness(sidecar)
+    assert status == 200
+    assert body["status"] == "degraded"
+    rate_limit = body["services"]["rate_limit"]
+    assert rate_limit["status"] == "unhealthy"
+    assert str(unused_tcp_port) in rate_limit["message"]
+    assert "hunter2" not in str(body)  # the password never shows
+    async with openai.AsyncOpenAI(
+        base_url=str(sidecar.make_url("/v1")), api_key=APP_KEY, max_retries=0
+    ) as client:
+        completion = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert completion.choices[0].message.content
