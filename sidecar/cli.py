@@ -4,34 +4,52 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import os
+import socket
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
 import uvloop
 from aiohttp import web
+from aiohttp.log import access_logger as aiohttp_access_logger
 from rich.console import Console
 
+from sidecar import __version__
 from sidecar.backends import Health
-from sidecar.backends.redis import connect, ping
+from sidecar.backends.redis import connect, ping, redacted
 from sidecar.backends.usage import PostgresUsage, sqlite_path
-from sidecar.config import ConfigError, Settings, load_settings
+from sidecar.config import Admin, ConfigError, Provider, Settings, load_settings
 from sidecar.demo import run_demo
 from sidecar.server import create_app
 from sidecar.simulator import Faults, SimulatorConfig, run_simulator
-from sidecar.telemetry.render import print_report
+from sidecar.telemetry.render import parse_report, print_report
 from sidecar.telemetry.setup import ExportWarnings
 
 T = TypeVar("T")
 
+DEFAULT_URL = "http://127.0.0.1:8787"  # where `report` looks for a sidecar
+
+
+class CannotListen(Exception):
+    """The listen address cannot be bound; ``main`` says why in one line, never a traceback."""
+
+    @classmethod
+    def of(cls, host: str, port: int, exc: OSError) -> CannotListen:
+        if exc.errno == errno.EADDRINUSE:
+            return cls(f"{host}:{port} is already in use; stop the other process or pass --port")
+        if isinstance(exc, socket.gaierror):
+            return cls(f"cannot listen on {host}:{port}: unknown host; pass another --host")
+        return cls(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -46,43 +64,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"llm-sidecar: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    except CannotListen as exc:
+        print(f"llm-sidecar: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option states its default: argparse's value, unless the text already says it
+    (options whose default comes from the config file, where "None" would tell nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        return text if "default" in text else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llm-sidecar", description="OpenAI-compatible production-readiness sidecar."
+        prog="llm-sidecar",
+        description="OpenAI-compatible production-readiness sidecar.",
+        formatter_class=_Help,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(title="commands")
 
-    serve = sub.add_parser("serve", help="run the sidecar")
-    serve.add_argument("--config", help="YAML config file (default: embedded defaults)")
-    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8787)")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_Help)
+
+    config_help = "YAML config file (default: embedded defaults)"
+    serve = command("serve", "run the sidecar")
+    serve.add_argument("--config", help=config_help)
+    serve.add_argument(
+        "--host", help="listen address (default: listen.host of the config, 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, help="listen port (default: listen.port of the config, 8787)"
+    )
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request (aiohttp access log)"
+    )
     serve.set_defaults(run=_serve)
 
-    demo = sub.add_parser("demo", help="run a self-contained demo against a simulated upstream")
-    demo.add_argument("--requests", type=int, default=2000, help="workload size (default 2000)")
-    demo.add_argument("--concurrency", type=int, default=32)
+    demo = command("demo", "run a self-contained demo against a simulated upstream")
+    demo.add_argument("--requests", type=int, default=2000, help="workload size")
+    demo.add_argument("--concurrency", type=int, default=32, help="requests in flight at once")
     demo.set_defaults(run=_demo)
 
-    report = sub.add_parser("report", help="print the live performance report of a sidecar")
-    report.add_argument("--url", default="http://127.0.0.1:8787", help="the sidecar's base URL")
+    report = command("report", "print the live performance report of a sidecar")
+    report.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="the sidecar's base URL, with or without the trailing /v1",
+    )
+    report.add_argument(
+        "--config",
+        help="the sidecar's YAML config: its admin.token_env names the variable holding the "
+        "admin token (default: embedded defaults, so $SIDECAR_ADMIN_TOKEN)",
+    )
     report.add_argument("--json", action="store_true", help="print the raw JSON instead")
     report.set_defaults(run=_report)
 
-    check = sub.add_parser("check-config", help="validate a config file")
-    check.add_argument("file")
+    check = command("check-config", "validate a config file")
+    check.add_argument("file", help="the YAML config file to check")
     check.set_defaults(run=_check_config)
 
-    mock = sub.add_parser("mock-upstream", help="run the simulated OpenAI-compatible upstream")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=9999)
+    mock = command("mock-upstream", "run the simulated OpenAI-compatible upstream")
+    mock.add_argument("--host", default="127.0.0.1", help="listen address")
+    mock.add_argument("--port", type=int, default=9999, help="listen port")
     mock.add_argument("--latency-ms", type=float, default=0.0, help="median latency")
     mock.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between SSE chunks")
-    mock.add_argument("--seed", type=int, default=7)
+    mock.add_argument("--seed", type=int, default=7, help="seed of latencies, lengths and faults")
     mock.add_argument("--rate-429", type=float, default=0.0, help="share of 429 answers (0..1)")
     mock.add_argument("--rate-503", type=float, default=0.0, help="share of 503 answers (0..1)")
     mock.add_argument("--rate-500", type=float, default=0.0, help="share of 500 answers (0..1)")
@@ -95,40 +148,120 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+# --- serve ---------------------------------------------------------------------------------------
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     host = args.host or settings.listen.host
     port = args.port if args.port is not None else settings.listen.port
-    return run_async(serve(settings, host, port))
+    return run_async(serve(settings, host, port, access_log=args.access_log))
 
 
-async def serve(settings: Settings, host: str, port: int) -> int:
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True, access_log=None)
+async def serve(settings: Settings, host: str, port: int, *, access_log: bool = False) -> int:
+    runner = web.AppRunner(
+        create_app(settings),
+        handler_cancellation=True,
+        access_log=aiohttp_access_logger if access_log else None,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
-    # Everything created so far lives as long as the process: move it out of the collector's
-    # sight, so a full collection under load scans requests only (measured: a ~55 ms pause
-    # at 500 RPS without this, none with it).
-    gc.collect()
-    gc.freeze()
-    logging.getLogger("sidecar").info("llm-sidecar listening on http://%s:%d/v1", host, port)
     try:
+        try:
+            await web.TCPSite(runner, host, port, backlog=1024).start()
+        except OSError as exc:
+            raise CannotListen.of(host, port, exc) from exc
+        log = logging.getLogger("sidecar")
+        for line in startup_lines(settings):
+            log.info("%s", line)
+        # Everything created so far lives as long as the process: move it out of the collector's
+        # sight, so a full collection under load scans requests only (measured: a ~55 ms pause
+        # at 500 RPS without this, none with it).
+        gc.collect()
+        gc.freeze()
+        # Said only now that the socket is bound: a taken port never reads as "listening".
+        log.info("llm-sidecar listening on http://%s:%d/v1", host, port)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
     return 0
 
 
+def startup_lines(settings: Settings, env: Mapping[str, str] | None = None) -> list[str]:
+    """What ``serve`` says about its configuration: providers, model routes and backends.
+
+    Key variables are named with whether they are set; a key's value is never shown, nor a
+    password inside a URL.
+    """
+    env = os.environ if env is None else env
+    lines = [
+        f"provider {name}{' (default)' if name == settings.default_provider else ''}: "
+        f"{redacted(provider.base_url)}, {_key_source(provider, env)}"
+        for name, provider in settings.providers.items()
+    ]
+    if settings.models:
+        routes = ", ".join(f"{model} -> {r.provider}" for model, r in settings.models.items())
+        lines.append(f"model routes: {routes}")
+    if settings.redis_url:
+        lines.append(
+            f"backends: Redis at {redacted(settings.redis_url)} (rate limits, cache, jobs)"
+        )
+    else:
+        lines.append("backends: in-process (this instance only; set redis_url to share them)")
+    lines.append(f"usage database: {redacted(settings.database_url)}")
+    return lines
+
+
+def _key_source(provider: Provider, env: Mapping[str, str]) -> str:
+    if provider.api_key_env is None:
+        return "forwards the app's own key" if provider.forward_client_key else "no key"
+    state = "set" if env.get(provider.api_key_env) else "NOT SET"
+    return f"key from ${provider.api_key_env} ({state})"
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+class ReportError(Exception):
+    """Why no report could be shown, in one line."""
+
+
 def _report(args: argparse.Namespace) -> int:
-    return run_async(show_report(args.url, as_json=args.json))
+    settings = load_settings(args.config)
+    return run_async(show_report(args.url, admin=settings.admin, as_json=args.json))
 
 
-async def show_report(url: str, *, as_json: bool = False) -> int:
-    headers = {}
-    if token := os.environ.get("SIDECAR_ADMIN_TOKEN"):
-        headers["Authorization"] = f"Bearer {token}"
-    endpoint = url.rstrip("/") + "/sidecar/report"
+def report_endpoint(url: str) -> str:
+    """``/sidecar/report`` under the sidecar's root, whether ``url`` is the root or ``.../v1``:
+    ``serve`` prints the /v1 URL, and /v1/sidecar/report would be proxied to the provider."""
+    return url.rstrip("/").removesuffix("/v1") + "/sidecar/report"
+
+
+async def show_report(url: str, *, admin: Admin | None = None, as_json: bool = False) -> int:
+    endpoint = report_endpoint(url)
+    try:
+        body = await fetch_report(endpoint, admin or Admin())
+        report = parse_report(orjson.loads(body))
+    except ReportError as exc:
+        print(f"llm-sidecar: {exc}", file=sys.stderr)
+        return 1
+    except ValueError:  # not JSON, or JSON that is not a report (pydantic's ValidationError)
+        print(
+            f"llm-sidecar: {endpoint} did not answer with a sidecar report: {body[:80]!r}. "
+            f"Is --url the sidecar's address ({DEFAULT_URL} by default)?",
+            file=sys.stderr,
+        )
+        return 1
+    if as_json:
+        print(body.decode())
+    else:
+        print_report(report, Console())
+    return 0
+
+
+async def fetch_report(endpoint: str, admin: Admin) -> bytes:
+    """GET the report's body; no answer, or an answer other than 200, is a ReportError."""
+    token = admin.token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
@@ -137,25 +270,27 @@ async def show_report(url: str, *, as_json: bool = False) -> int:
             body = await response.read()
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        print(
-            f"llm-sidecar: cannot reach {endpoint}: {exc}. Is `llm-sidecar serve` running?",
-            file=sys.stderr,
-        )
-        return 1
+        detail = str(exc) or type(exc).__name__  # a timeout's message is empty
+        raise ReportError(
+            f"cannot reach {endpoint}: {detail}. Is `llm-sidecar serve` running?"
+        ) from None
     if status == 401:
-        print(
-            "llm-sidecar: the sidecar wants its admin token: set SIDECAR_ADMIN_TOKEN.",
-            file=sys.stderr,
-        )
-        return 1
+        raise ReportError(_unauthorized(endpoint, admin.token_env, sent=token is not None))
     if status != 200:
-        print(f"llm-sidecar: {endpoint} answered HTTP {status}: {body[:200]!r}", file=sys.stderr)
-        return 1
-    if as_json:
-        print(body.decode())
-    else:
-        print_report(orjson.loads(body), Console())
-    return 0
+        raise ReportError(f"{endpoint} answered HTTP {status}: {body[:200]!r}")
+    return body
+
+
+def _unauthorized(endpoint: str, token_env: str, *, sent: bool) -> str:
+    if sent:
+        return f"{endpoint} refused the admin token in ${token_env}."
+    return (
+        f"{endpoint} wants the sidecar's admin token: set ${token_env} "
+        f"(or pass --config with the admin.token_env the sidecar uses)."
+    )
+
+
+# --- other commands ------------------------------------------------------------------------------
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -206,10 +341,15 @@ def _mock_upstream(args: argparse.Namespace) -> int:
         chunk_delay_ms=args.chunk_delay_ms,
         faults=Faults(rate_429=args.rate_429, rate_500=args.rate_500, rate_503=args.rate_503),
     )
-    print(f"simulated upstream on http://{args.host}:{args.port}/v1", flush=True)
+
+    def listening() -> None:
+        print(f"simulated upstream on http://{args.host}:{args.port}/v1", flush=True)
 
     async def _run() -> int:
-        await run_simulator(args.host, args.port, config)
+        try:
+            await run_simulator(args.host, args.port, config, on_listening=listening)
+        except OSError as exc:  # the simulator does no other I/O of its own: this is the bind
+            raise CannotListen.of(args.host, args.port, exc) from exc
         return 0
 
     return run_async(_run())

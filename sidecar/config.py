@@ -185,6 +185,7 @@ class ResilienceSettings(_Strict):
     retry_budget_ratio: float = Field(0.2, ge=0)  # retries <= ratio * requests + floor ...
     retry_budget_floor: int = Field(3, ge=0)
     retry_budget_window_s: float = Field(10, gt=0)  # ... over this sliding window
+    max_calls: int = Field(4, ge=1, le=20)  # upstream calls per request, retries and fallbacks
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
 
@@ -195,8 +196,14 @@ class BackendSettings(_Strict):
     drain_s: float = Field(5, ge=0)  # at shutdown, how long that work may take to finish
 
 
+class HealthSettings(_Strict):
+    probe_ttl_s: float = Field(10, ge=0)  # /readyz reuses an upstream probe this long
+    probe_timeout_s: float = Field(2, gt=0)  # a probe slower than this counts as unreachable
+
+
 class Limits(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    header_timeout_s: float = Field(30, gt=0)  # request line + headers; also keep-alive idle
 
 
 class Settings(_Strict):
@@ -214,6 +221,7 @@ class Settings(_Strict):
     admin: Admin = Field(default_factory=Admin)
     alerts: Alerts = Field(default_factory=Alerts)
     limits: Limits = Field(default_factory=Limits)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
 

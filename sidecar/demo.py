@@ -145,22 +145,34 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
 async def run_demo(*, requests: int = 2000, concurrency: int = 32) -> int:
     console = Console()
     sim = demo_simulator()
-    async with (
-        serving(sim.app()) as upstream_url,
-        serving(create_app(demo_settings(f"{upstream_url}/v1"))) as sidecar_url,
-    ):
-        console.print(
-            f"[bold]llm-sidecar demo[/]: sidecar {sidecar_url}/v1 → simulated upstream "
-            f"{upstream_url}/v1 (40 ms median latency, 2% 429s, 3% 503s)"
-        )
-        started = time.perf_counter()
-        outcomes = await drive(f"{sidecar_url}/v1", workload(requests), concurrency, console)
-        elapsed = time.perf_counter() - started
-        async with aiohttp.ClientSession() as http, http.get(f"{sidecar_url}/sidecar/report") as r:
-            report = await r.json()
+    async with serving(sim.app()) as upstream_url:
+        settings = demo_settings(f"{upstream_url}/v1")
+        async with serving(create_app(settings)) as sidecar_url:
+            console.print(
+                f"[bold]llm-sidecar demo[/]: sidecar {sidecar_url}/v1 → simulated upstream "
+                f"{upstream_url}/v1 (40 ms median latency, 2% 429s, 3% 503s)"
+            )
+            started = time.perf_counter()
+            outcomes = await drive(f"{sidecar_url}/v1", workload(requests), concurrency, console)
+            elapsed = time.perf_counter() - started
+            report = await fetch_report(sidecar_url, settings)
     print_report(report, console)
     print_client_view(console, outcomes, elapsed)
     return 0
+
+
+async def fetch_report(sidecar_url: str, settings: Settings) -> dict[str, Any]:
+    # The report is an admin endpoint: with the admin token variable set in this shell, the
+    # demo's own sidecar wants it too.
+    token = settings.admin.token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{sidecar_url}/sidecar/report", headers=headers) as response,
+    ):
+        response.raise_for_status()
+        report: dict[str, Any] = await response.json()
+    return report
 
 
 async def drive(

@@ -16,7 +16,8 @@ user-facing message, so the official SDKs raise their usual exception classes::
     └── our own bug                   INTERNAL           500     yes
 
 Upstream error responses are classified into these codes by :mod:`sidecar.upstream.classify`.
-Non-retryable errors carry ``x-should-retry: false`` so client SDKs do not multiply attempts.
+Non-retryable errors carry ``x-should-retry: false`` so client SDKs do not multiply attempts; so
+does any model-call failure after the sidecar's own retries and fallbacks (``sdk_retry``).
 A stage may add headers of its own to an error (the rate limiter's ``X-RateLimit-*``).
 """
 
@@ -105,6 +106,7 @@ class SidecarError(Exception):
         param: str | None = None,
         upstream_status: int | None = None,
         headers: Mapping[str, str] | None = None,
+        sdk_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -117,6 +119,9 @@ class SidecarError(Exception):
         self.param = param
         self.upstream_status = upstream_status
         self.extra_headers = dict(headers) if headers else {}
+        # Whether a client SDK should retry on its own (x-should-retry). False once the sidecar
+        # has applied its own retry policy, so SDK retries do not multiply ours.
+        self.sdk_retry = self.retry if sdk_retry is None else sdk_retry
 
     @property
     def status(self) -> int:
@@ -140,7 +145,7 @@ class SidecarError(Exception):
 
     def headers(self) -> dict[str, str]:
         headers = {**self.extra_headers, "Content-Type": "application/json"}
-        if not self.retry:
+        if not self.retry or not self.sdk_retry:
             headers["x-should-retry"] = "false"
         retry_after = self._retry_after_whole_s()
         if retry_after is not None:

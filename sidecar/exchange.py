@@ -12,6 +12,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from sidecar.config import DEFAULT_OPERATION, Operation, Priority, Provider
+from sidecar.errors import ErrorCode, SidecarError
 from sidecar.stream import CLIENT_GONE, StreamEnd, end_observers
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Exchange:
 
     request_id: str
     method: str
-    path: str  # below /v1, no leading slash: "chat/completions"
+    path: str  # below /v1, normalised and escaped as sent upstream: "chat/completions"
     query: str
     headers: CIMultiDictProxy[str]
     read_body: Callable[[int], Awaitable[bytes]]  # reads at most N bytes; raises past that
@@ -56,6 +57,7 @@ class Exchange:
     # Filled by routing and the upstream call.
     provider_name: str = ""
     provider: Provider | None = None
+    pinned_provider: str | None = None  # named by X-Sidecar-Provider; fallbacks stay on it
     upstream_model: str | None = None  # model actually sent upstream (after fallbacks)
     response_model: str | None = None  # model the upstream says answered
     attempts: int = 0
@@ -79,8 +81,26 @@ class Exchange:
 
     def upstream_body(self) -> bytes:
         if self.body is not None and self.body_changed:
-            return orjson.dumps(self.body)
+            return encode_body(self.body)
         return self.raw_body
+
+
+# orjson reads JSON nested up to 1024 levels deep but writes at most this many.
+MAX_ENCODABLE_DEPTH = 254
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """A client's (rewritten) body as JSON again; a 400 if it is nested too deep to write."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise SidecarError(
+            ErrorCode.INVALID_INPUT,
+            f"Request body nests arrays or objects more than {MAX_ENCODABLE_DEPTH} levels "
+            "deep, too deep for the sidecar to re-encode for the upstream; send a flatter "
+            "structure.",
+            reason="too_deep",
+        ) from None
 
 
 @dataclass(slots=True)

@@ -15,13 +15,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sidecar.backends import Backends, Health
+from sidecar.backends import Backends
 from sidecar.backends.setup import open_backends
 from sidecar.background import Background
 from sidecar.config import ConfigError, Settings
 from sidecar.telemetry.recorder import Telemetry
 from sidecar.telemetry.setup import OtelProviders
 from sidecar.upstream.breaker import Breakers, RetryBudget
+from sidecar.upstream.probe import UpstreamProbe
 from sidecar.upstream.transport import HttpTransport, Transport
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Runtime:
     budget: RetryBudget
     backends: Backends
     background: Background
+    probe: UpstreamProbe
     sleep: Sleep
 
     @classmethod
@@ -65,14 +67,23 @@ class Runtime:
             window_s=resilience.retry_budget_window_s,
         )
         background = Background(capacity=settings.backends.background_queue)
+        transport = parts.transport or HttpTransport()
+        probe = UpstreamProbe(
+            settings,
+            transport,
+            breakers,
+            ttl_s=settings.health.probe_ttl_s,
+            timeout_s=settings.health.probe_timeout_s,
+        )
         rt = cls(
             settings=settings,
-            transport=parts.transport or HttpTransport(),
+            transport=transport,
             telemetry=telemetry,
             breakers=breakers,
             budget=budget,
             backends=parts.backends or await open_backends(settings),
             background=background,
+            probe=probe,
             sleep=parts.sleep or asyncio.sleep,
         )
         telemetry.observe_circuits(breakers.states)
@@ -81,8 +92,12 @@ class Runtime:
         telemetry.start(background)
         return rt
 
-    async def health(self) -> dict[str, Health]:
-        return await self.backends.health()
+    async def health(self) -> dict[str, Any]:
+        """Every service's readiness entry (``/readyz``): the upstream, then each backend."""
+        services: dict[str, Any] = {"upstream": await self.probe.health()}
+        for name, health in (await self.backends.health()).items():
+            services[name] = health.as_dict()
+        return services
 
     async def close(self) -> None:
         """Finish work after the reply (bounded), then close backends, transport, telemetry."""

@@ -5,22 +5,24 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 from prometheus_client import generate_latest
 
 from sidecar import stream
 from sidecar.config import Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
+from sidecar.inbound import request_id_for, shown, upstream_path
 from sidecar.pipeline import Next, build_pipeline
-from sidecar.pipeline.body import BodyLimit
+from sidecar.pipeline.body import BodyLimit, BodyUnreadable
+from sidecar.pipeline.identity import is_valid_model
 from sidecar.runtime import Overrides, Runtime
 from sidecar.telemetry.report import build_report
 
@@ -32,8 +34,21 @@ PIPELINE: web.AppKey[Next] = web.AppKey("pipeline")
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
     """The sidecar as an aiohttp application; ``overrides`` replaces runtime parts (tests)."""
-    # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
-    app = web.Application(client_max_size=settings.limits.max_body_bytes)
+    app = web.Application(
+        # Body size is enforced by the pipeline's ReadBody stage, with the error envelope.
+        client_max_size=settings.limits.max_body_bytes,
+        middlewares=[_errors_in_envelope],
+        # Options of aiohttp's per-connection protocol, set here so that whoever runs the app
+        # (the CLI, the demo, tests) gets them; they win over the runner's own.
+        # ``limits.header_timeout_s``: a connection must deliver a whole request line and
+        # headers this soon after opening (or after its previous response); aiohttp's one timer
+        # for it also closes idle keep-alive connections, so it stays above the idle time of
+        # common client pools (httpx 5 s, undici 4 s, aiohttp 15 s), which close first.
+        handler_args={
+            "keepalive_timeout": settings.limits.header_timeout_s,
+            "logger": _PROTOCOL_LOG,
+        },
+    )
     app.cleanup_ctx.append(functools.partial(_runtime, settings=settings, overrides=overrides))
     app.router.add_route("*", "/v1/{tail:.*}", proxy)
     app.router.add_get("/healthz", healthz)
@@ -58,11 +73,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the upstream's circuits and every backend, each with its state."""
-    rt = request.app[RUNTIME]
-    services: dict[str, Any] = {"upstream": _upstream_health(rt)}
-    for name, health in (await rt.health()).items():
-        services[name] = health.as_dict()
+    """Readiness: the upstream (a cached probe and the circuits) and every backend."""
+    services = await request.app[RUNTIME].health()
     # 503 only when the sidecar cannot serve at all; a backend down degrades it (fallbacks).
     if services["upstream"]["status"] == "unhealthy":
         status = "unhealthy"
@@ -72,24 +84,6 @@ async def readyz(request: web.Request) -> web.Response:
         status = "degraded"
     body = {"status": status, "services": services, "timestamp": datetime.now(UTC).isoformat()}
     return web.json_response(body, status=503 if status == "unhealthy" else 200, dumps=_dumps)
-
-
-def _upstream_health(rt: Runtime) -> dict[str, Any]:
-    circuits = [
-        {"provider": provider, "model": model, "state": state.name.lower()}
-        for provider, model, state in rt.breakers.states()
-    ]
-    failing = [c for c in circuits if c["state"] != "closed"]
-    return {
-        "status": "degraded" if failing else "healthy",
-        "latency_ms": None,
-        "message": (
-            "circuits not closed: " + ", ".join(f"{c['provider']}/{c['model']}" for c in failing)
-            if failing
-            else "all circuits closed"
-        ),
-        "circuits": circuits,
-    }
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -109,14 +103,16 @@ def admin_only(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         token = request.app[RUNTIME].settings.admin.token()
         offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if token is None or hmac.compare_digest(offered.encode(), token.encode()):
+        # aiohttp decodes header bytes that are not UTF-8 as surrogates: encode them back to
+        # the bytes that were sent (which then simply do not match) rather than fail.
+        offered_bytes = offered.encode("utf-8", "surrogateescape")
+        if token is None or hmac.compare_digest(offered_bytes, token.encode()):
             return await handler(request)
-        err = SidecarError(
+        raise SidecarError(
             ErrorCode.UNAUTHORIZED,
             "This admin endpoint needs 'Authorization: Bearer <token>' with the sidecar's admin "
             "token (the variable named by admin.token_env).",
         )
-        return web.Response(status=401, body=err.body(new_request_id()), headers=err.headers())
 
     return guarded
 
@@ -131,17 +127,14 @@ def _dumps(obj: object) -> str:
     return orjson.dumps(obj).decode()
 
 
-def new_request_id() -> str:
-    """128 random bits as 32 hex digits, like a uuid4 hex but without building a UUID."""
-    return os.urandom(16).hex()
-
-
 async def proxy(request: web.Request) -> web.StreamResponse:
+    url = request.rel_url
     ex = Exchange(
-        request_id=request.headers.get("X-Request-Id") or new_request_id(),
+        request_id=request_id_for(request),
         method=request.method,
-        path=request.match_info["tail"],
-        query=request.query_string,
+        path=upstream_path(url.raw_path),
+        # Forwarded as sent: decoding it here would have the upstream decode it a second time.
+        query=url.raw_query_string,
         headers=request.headers,
         read_body=functools.partial(_read_body, request),
     )
@@ -162,15 +155,25 @@ async def _read_body(request: web.Request, max_bytes: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyLimit from None
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+        raise BodyUnreadable(_last_line(exc)) from None
+
+
+def _last_line(exc: BaseException) -> str:
+    """aiohttp's parser errors read "400, message:\\n  <what went wrong>": keep what went wrong."""
+    lines = str(exc).strip().splitlines()
+    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def _headers(ex: Exchange, reply: Reply) -> dict[str, str]:
     headers = reply.headers
     headers["X-Request-Id"] = ex.request_id
     headers["X-Sidecar-Cache"] = ex.cache
-    if model := ex.response_model or ex.upstream_model:
+    # The upstream names the answering model: checked like a client's model before it becomes
+    # a header (a control character would make the whole response unsendable).
+    if (model := ex.response_model or ex.upstream_model) and is_valid_model(model):
         headers["X-Sidecar-Model"] = model
-    if ex.fallback:
+    if ex.fallback and reply.status < 400:  # only when a fallback model answered
         headers["X-Sidecar-Fallback"] = ex.fallback
     if reply.stream is None:
         if ex.cost_usd is not None:
@@ -200,3 +203,86 @@ async def _relay(request: web.Request, ex: Exchange, reply: Reply) -> web.Stream
         # Closing the relay closes the upstream response, so the provider stops generating.
         await relayed.aclose()
     return response
+
+
+# --- errors outside the pipeline ------------------------------------------------------------
+
+# aiohttp's own HTTP errors (the router's 404 and 405 above all) as the envelope states them.
+_HTTP_ERRORS: dict[int, tuple[ErrorCode, str]] = {
+    404: (ErrorCode.INVALID_INPUT, "unknown_path"),
+    405: (ErrorCode.INVALID_INPUT, "method_not_allowed"),
+    413: (ErrorCode.PAYLOAD_TOO_LARGE, "payload_too_large"),
+}
+
+
+@web.middleware
+async def _errors_in_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Whatever a handler or the router raises reaches the client in the OpenAI envelope.
+
+    The proxy's pipeline answers its own errors; this covers the rest: unknown paths and
+    methods (aiohttp answers those in plain text), refused paths, admin auth, and our bugs.
+    """
+    try:
+        return await handler(request)
+    except SidecarError as err:
+        return _error_response(request, err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return _error_response(request, _http_error(request, exc), exc.status, allow)
+    except Exception:
+        if request.writer.output_size:
+            raise  # part of a response is out: nothing else can be said on this connection
+        # The path as sent (escaped): a decoded one could carry a line break into the log.
+        log.exception("unexpected error handling %s %r", request.method, request.raw_path)
+        internal = SidecarError(ErrorCode.INTERNAL, "internal sidecar error")
+        return _error_response(request, internal)
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> SidecarError:
+    code, reason = _HTTP_ERRORS.get(exc.status, (ErrorCode.INVALID_INPUT, "bad_request"))
+    where = f"{request.method} {shown(request.rel_url.raw_path)}"
+    if exc.status == 404:
+        paths = ", ".join(
+            resource.canonical.replace("{tail}", "*") for resource in request.app.router.resources()
+        )
+        message = f"Unknown path {where}; the sidecar serves {paths}."
+    elif exc.status == 405:
+        message = f"{where} is not allowed; allowed methods: {exc.headers.get('Allow', 'none')}."
+    else:
+        message = f"{where}: {exc.reason}."
+    return SidecarError(code, message, reason=reason)
+
+
+def _error_response(
+    request: web.BaseRequest,
+    err: SidecarError,
+    status: int | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    request_id = request_id_for(request)
+    headers = {**(extra_headers or {}), **err.headers(), "X-Request-Id": request_id}
+    return web.Response(status=status or err.status, body=err.body(request_id), headers=headers)
+
+
+class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's connection logger, with a client's malformed HTTP as one line at INFO.
+
+    aiohttp logs every request it cannot parse (bad request line, bad header, a body that does
+    not decode as its Content-Encoding says) with ``logger.exception``: an ERROR and a
+    traceback for a client's mistake, which pages whoever watches errors. Those become one
+    line; anything else (a bug of ours) is still logged as aiohttp logs it.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, _CLIENT_FAULTS):
+            what = " ".join(str(exc_info).split())[:300]  # it quotes the offending line
+            self.logger.info(f"{msg}: %s", *args, what)
+            return
+        self.logger.error(msg, *args, exc_info=exc_info, **kwargs)
+
+
+# What aiohttp raises for bytes that are not a valid HTTP request (or its body).
+_CLIENT_FAULTS = (HttpProcessingError, web.RequestPayloadError)
+_PROTOCOL_LOG = _ProtocolLog(logging.getLogger("aiohttp.server"))

@@ -135,15 +135,24 @@ _GARBAGE = b'{"id": "chatcmpl-garbage", "object": "chat.completion", "choices": 
 _PNG_B64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 )
-_MODELS_BODY = orjson.dumps(
+
+
+def _model_object(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
+
+
+_MODELS_BODY = orjson.dumps({"object": "list", "data": [_model_object(m) for m in MODELS]})
+_KNOWN_MODELS = frozenset(MODELS)
+# First path segments of the real OpenAI API that the simulator does not model: requests there get
+# a generic pass-through answer (a proxy's forwarding can be tested); any other /v1 path is a 404,
+# as on api.openai.com.
+OPENAI_SEGMENTS = frozenset(
     {
-        "object": "list",
-        "data": [
-            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "system"}
-            for m in MODELS
-        ],
+        "assistants", "audio", "batches", "chat", "completions", "containers", "conversations",
+        "embeddings", "evals", "files", "fine_tuning", "images", "models", "moderations",
+        "organization", "realtime", "responses", "threads", "uploads", "vector_stores", "videos",
     }
-)
+)  # fmt: skip
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 _POLL_S = 0.05  # how often long waits look for a vanished client
 
@@ -382,6 +391,8 @@ class Simulator:
     Each /v1 request's outcome is, in order of precedence: the `X-Mock-Outcome` header, the next
     scripted outcome for its model, 404 for `unknown_models`, 400 when the prompt exceeds
     `context_window`, then the seeded random `Faults`. "timeout" hangs `hang_s` and then answers.
+    Paths of the OpenAI API it does not model get a generic pass-through answer; paths OpenAI
+    does not have get OpenAI's 404 "Invalid URL" error.
     `active` counts handlers in flight; `cancelled` counts those ended by the client going away.
     """
 
@@ -415,8 +426,9 @@ class Simulator:
                 ("POST", "/v1/embeddings", self._embeddings),
                 ("POST", "/v1/images/generations", self._images),
                 ("GET", "/v1/models", self._models),
+                ("GET", "/v1/models/{model:.+}", self._model),
                 ("POST", "/v1/echo", self._echo),
-                ("*", "/v1/{tail:.*}", self._passthrough),
+                ("*", "/v1/{tail:.*}", self._other_api),
                 ("*", "/{tail:.*}", self._not_found),
             ]
             for method, path, handler in routes:
@@ -732,6 +744,17 @@ class Simulator:
         call = await self._begin(request, (), _no_tokens, strict=False)
         return _json(_MODELS_BODY) if isinstance(call, _Call) else call
 
+    async def _model(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/models/{id}: the model object, or OpenAI's 404 for a model it does not have."""
+        call = await self._begin(request, (), _no_tokens, strict=False)
+        if not isinstance(call, _Call):
+            return call
+        model = call.record.model = request.match_info["model"]
+        if model not in _KNOWN_MODELS or model in self.config.unknown_models:
+            call.record.outcome = "404"
+            return self._error_for(404, model, 0)
+        return _json(_model_object(model))
+
     async def _echo(self, request: web.Request) -> web.StreamResponse:
         call = await self._begin(request, (), _no_tokens, strict=False)
         if not isinstance(call, _Call):
@@ -751,19 +774,37 @@ class Simulator:
             return call
         return _json({"object": "passthrough", "method": request.method, "path": request.path})
 
+    async def _other_api(self, request: web.Request) -> web.StreamResponse:
+        first = request.match_info["tail"].split("/", 1)[0]
+        if first in OPENAI_SEGMENTS:
+            return await self._passthrough(request)
+        return await self._not_found(request)
+
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         self._record(request, time.monotonic(), None, None)
         return _error(404, f"Invalid URL ({request.method} {request.path})")
 
 
-async def run_simulator(host: str, port: int, config: SimulatorConfig) -> None:
-    """Serve a simulator until cancelled (`llm-sidecar mock-upstream`)."""
+async def run_simulator(
+    host: str,
+    port: int,
+    config: SimulatorConfig,
+    *,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve a simulator until cancelled (`llm-sidecar mock-upstream`).
+
+    ``on_listening`` runs once the socket is bound, so "listening" is never said of a port that
+    turns out to be taken; binding errors (OSError) propagate to the caller.
+    """
     simulator = Simulator(config)
     # handler_cancellation: a client hanging up cancels its handler at once, like a real server.
     runner = web.AppRunner(simulator.app(), handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
+        if on_listening is not None:
+            on_listening()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

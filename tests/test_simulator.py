@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import statistics
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -473,7 +474,8 @@ async def test_seen_records_requests(serve: Serve) -> None:
 
 
 async def test_echo_passthrough_and_not_found(serve: Serve) -> None:
-    """/v1/echo mirrors the request; other /v1 paths answer passthrough; non-/v1 paths 404."""
+    """/v1/echo mirrors the request; other OpenAI API paths answer passthrough; non-/v1 paths
+    404."""
     s = await serve()
     echo = await (await s.http.post("/v1/echo?x=1", json={"a": 1}, headers={"X-Test": "t"})).json()
     assert echo["body"] == {"a": 1}
@@ -493,6 +495,73 @@ async def test_echo_passthrough_and_not_found(serve: Serve) -> None:
     assert (await missing.json())["error"]["message"] == "Invalid URL (GET /healthz)"
     forced = await s.http.get("/v1/files", headers={"X-Mock-Outcome": "503"})
     assert forced.status == 503
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/nope"), ("POST", "/v1/sidecar/report"), ("GET", "/v1/sidecar/report")],
+)
+async def test_paths_openai_does_not_have_are_404(serve: Serve, method: str, path: str) -> None:
+    """A /v1 path outside the OpenAI API answers 404 with OpenAI's error body, not a 200."""
+    s = await serve()
+    answer = await s.http.request(method, path)
+    assert answer.status == 404
+    error = (await answer.json())["error"]
+    assert error == {
+        "message": f"Invalid URL ({method} {path})",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    assert s.sim.seen[-1].path == path
+
+
+async def test_models_retrieve(serve: Serve) -> None:
+    """GET /v1/models/{id} returns the model object for a known model, 404 model_not_found
+    otherwise (also for a model listed in unknown_models)."""
+    s = await serve(SimulatorConfig(unknown_models={"gpt-4"}))
+    model = await s.sdk.models.retrieve("gpt-4o")
+    assert (model.id, model.object, model.owned_by) == ("gpt-4o", "model", "system")
+    assert model.created > 0
+    assert s.sim.seen[-1].model == "gpt-4o"
+    for missing in ("gpt-9", "gpt-4"):
+        with pytest.raises(openai.NotFoundError) as caught:
+            await s.sdk.models.retrieve(missing)
+        assert isinstance(caught.value.body, dict)
+        assert caught.value.body["code"] == "model_not_found"
+        assert missing in caught.value.body["message"]
+        assert s.sim.seen[-1].outcome == "404"
+
+
+async def test_models_retrieve_through_the_sidecar(client: openai.AsyncOpenAI) -> None:
+    """Behind the sidecar (as in the demo), models.retrieve shows the real model, not id=None."""
+    model = await client.models.retrieve("gpt-4o-mini")
+    assert (model.id, model.object) == ("gpt-4o-mini", "model")
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("no-such-model")
+
+
+async def test_run_simulator_says_listening_only_once_bound(unused_tcp_port: int) -> None:
+    """run_simulator calls on_listening after the socket is bound: a connect there succeeds."""
+    listening = asyncio.Event()
+
+    def on_listening() -> None:
+        # The kernel completes the handshake on a listening socket without the loop's help.
+        with socket.create_connection(("127.0.0.1", unused_tcp_port), timeout=2):
+            listening.set()
+
+    task = asyncio.create_task(
+        run_simulator("127.0.0.1", unused_tcp_port, SimulatorConfig(), on_listening=on_listening)
+    )
+    await asyncio.wait_for(listening.wait(), 10)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{unused_tcp_port}/v1/models") as answer,
+    ):
+        assert answer.status == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_run_simulator_serves_until_cancelled(unused_tcp_port: int) -> None:

@@ -15,6 +15,11 @@ class BodyLimit(Exception):
     """Raised by an exchange's ``read_body`` when the body is larger than allowed."""
 
 
+class BodyUnreadable(Exception):
+    """Raised by an exchange's ``read_body`` when the body cannot be read as it was sent (it
+    does not decode as its ``Content-Encoding`` says, or it is cut short); the message says how."""
+
+
 class ReadBody:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -28,14 +33,24 @@ class ReadBody:
                 f"Request body exceeds the sidecar's limit of {self.max_bytes} bytes "
                 "(limits.max_body_bytes).",
             ) from None
-        if ex.raw_body and _is_json(ex):
+        except BodyUnreadable as exc:
+            raise SidecarError(
+                ErrorCode.INVALID_INPUT,
+                f"Request body could not be read: {exc}. Send it uncompressed, or compressed "
+                "as its Content-Encoding header says.",
+                reason="unreadable_body",
+            ) from None
+        if ex.raw_body and is_json(ex.headers.get("Content-Type")):
             ex.body = _parse_object(ex.raw_body)
         return await call_next(ex)
 
 
-def _is_json(ex: Exchange) -> bool:
-    content_type = ex.headers.get("Content-Type", "application/json")
-    return content_type.startswith("application/json") or content_type.endswith("+json")
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON; a body without one is taken as JSON (as OpenAI does)."""
+    if content_type is None or content_type.startswith("application/json"):
+        return True  # the SDKs' own spelling: no parsing on the common path
+    media_type = content_type.partition(";")[0].strip().lower()  # media types ignore case
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _parse_object(raw: bytes) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Retries, fallback chains and circuit breakers around the upstream call.
 
-For each model in the chain (the requested model, then the operation's fallbacks after it):
-skip it if its circuit is open; otherwise try it up to ``max_attempts`` times, retrying only
-what the classification table says is retryable, with full-jitter exponential backoff or the
-upstream's own retry hint, while the retry budget allows and the request's single deadline has
-room. Fall back only on failures another model can help with. Once a stream has started, no
-retry: its failures reach the client as an error event.
+For each link of the chain — the requested model, then, when the operation's fallback chain
+names it, the models after it — skip it if its circuit is open or its provider's account has
+failed in this request; otherwise try it up to ``max_attempts`` times, retrying only what the
+classification table says is retryable, with full-jitter exponential backoff or the upstream's
+own retry hint, while the retry budget allows, the request's single deadline has room and the
+request has upstream calls left (``resilience.max_calls``). Fall back only on failures another
+model can help with. Once a stream has started, no retry: its failures reach the client as an
+error event. The final error says ``x-should-retry: false``: the sidecar is the one retry loop.
 
 This is a plain loop rather than a retry library: every decision depends on the per-request
 deadline, the breaker, the budget and the chain, and the happy path costs one breaker check.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
-from sidecar.openai_api import MODEL_ENDPOINTS
+from sidecar.openai_api import is_model_call
 from sidecar.pipeline.base import Next
 from sidecar.pipeline.routing import Route
 from sidecar.runtime import Runtime
@@ -52,6 +54,27 @@ class Target:
         return f"{self.model}:{self.quality}" if self.quality else self.model
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A target routed to its provider: what is called, and the breaker and budget key."""
+
+    provider: str
+    model: str  # as the provider knows it
+    quality: str | None
+    label: str  # as configured, for headers and telemetry ("backup/gpt-4o", "dall-e-3:hd")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.provider, self.model
+
+    def same_call(self, other: Resolved) -> bool:
+        return (self.provider, self.model, self.quality) == (
+            other.provider,
+            other.model,
+            other.quality,
+        )
+
+
 def full_jitter(attempt: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
     """AWS-style full jitter: uniform in [0, min(cap, base * 2^attempt))."""
     return rng() * min(cap_s, base_s * 2.0**attempt)
@@ -61,6 +84,7 @@ class Resilience:
     def __init__(
         self, rt: Runtime, route: Route, *, rng: Callable[[], float] = random.random
     ) -> None:
+        self.settings = rt.settings
         self.config = rt.settings.resilience
         self.route = route
         self.telemetry = rt.telemetry
@@ -71,38 +95,66 @@ class Resilience:
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         ex.deadline = time.monotonic() + (ex.op.deadline_s or self.config.deadline_s)
-        if ex.path not in MODEL_ENDPOINTS or ex.model is None:
+        if not is_model_call(ex.method, ex.path) or ex.model is None:
             return await call_next(ex)  # pass-through: no model to retry or fall back on
-        failure: SidecarError | None = None
+        failure: UpstreamFailure | None = None
+        spent: set[str] = set()  # providers whose account failed: their other models cannot help
         for index, target in enumerate(self.chain(ex)):
+            if target.provider in spent:
+                continue
+            if ex.attempts >= self.config.max_calls:
+                break
             if index > 0:  # only reached when the requested model failed: the chain is lazy
                 self._switch(ex, target, failure)
-            breaker = self.breakers.get(ex.provider_name, target.model)
-            if self.breakers.provider_resting(ex.provider_name) or not breaker.allow():
+            breaker = self.breakers.get(*target.key)
+            if self.breakers.provider_resting(target.provider) or not breaker.allow():
                 failure = failure or _circuit_open(ex, breaker)
                 continue
             try:
-                return await self._attempts(ex, call_next, breaker)
+                return await self._attempts(ex, call_next, breaker, target.key)
             except UpstreamFailure as err:
                 failure = err
+                if err.account:
+                    spent.add(target.provider)
                 if not err.fallback:
-                    raise
+                    break
         assert failure is not None
+        # The sidecar is the one retry loop: its final error tells SDKs not to retry on top.
+        failure.sdk_retry = False
         raise failure
 
-    def chain(self, ex: Exchange) -> Iterator[Target]:
-        """The requested model, then the fallbacks after it (all of them if it is not listed)."""
+    def chain(self, ex: Exchange) -> Iterator[Resolved]:
+        """The requested model, then the operation's fallbacks after it.
+
+        A chain applies to the models it names: a model outside the chain is retried, never
+        answered by another model (which might cost more). Entries are compared once routed,
+        so ``sim/gpt-4o`` and ``gpt-4o`` on the same provider are the same link.
+        """
         images = ex.operation == "image-generation"
         assert ex.model is not None
-        requested = Target(ex.upstream_model or ex.model, _quality(ex) if images else None)
+        requested = Resolved(
+            ex.provider_name,
+            ex.upstream_model or ex.model,
+            _quality(ex) if images else None,
+            ex.model,
+        )
         yield requested
-        fallbacks = _targets(tuple(ex.op.fallbacks), images=images)
-        position = _position(requested, fallbacks)
-        rest = fallbacks[position + 1 :] if position is not None else fallbacks
-        yield from (target for target in rest if target != requested)
+        chain = [
+            self._resolve(target, ex.pinned_provider)
+            for target in _targets(tuple(ex.op.fallbacks), images=images)
+        ]
+        position = _position(requested, chain)
+        if position is None:
+            return
+        yield from (link for link in chain[position + 1 :] if not link.same_call(requested))
 
-    async def _attempts(self, ex: Exchange, call_next: Next, breaker: CircuitBreaker) -> Reply:
-        key = (ex.provider_name, ex.upstream_model or "")
+    def _resolve(self, target: Target, pinned: str | None) -> Resolved:
+        provider, _, model = self.route(target.model, pinned)
+        return Resolved(provider, model or target.model, target.quality, str(target))
+
+    async def _attempts(
+        self, ex: Exchange, call_next: Next, breaker: CircuitBreaker, key: tuple[str, str]
+    ) -> Reply:
         self.budget.request(key)
         for attempt in range(ex.op.max_attempts):
             self._check_deadline(ex)
@@ -110,9 +162,9 @@ class Resilience:
                 reply = await call_next(ex)
             except SidecarError as err:
                 failure = classify_exception(err)
-                breaker.record(failed=failure.fallback)
+                breaker.record(failed=failure.fallback and not failure.account)
                 self._on_bad_credentials(ex, failure)
-                delay = self._retry_delay(ex, failure, attempt, key)
+                delay = self._retry_delay(ex, failure, attempt, breaker, key)
                 if delay is None:
                     raise failure from None
                 self.telemetry.retry(ex, error_code=failure.code.value, delay_s=delay)
@@ -132,12 +184,19 @@ class Resilience:
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
     def _retry_delay(
-        self, ex: Exchange, failure: UpstreamFailure, attempt: int, key: tuple[str, str]
+        self,
+        ex: Exchange,
+        failure: UpstreamFailure,
+        attempt: int,
+        breaker: CircuitBreaker,
+        key: tuple[str, str],
     ) -> float | None:
         """Seconds to wait before retrying, or None when this model should not be retried."""
         if not failure.retry or attempt + 1 >= ex.op.max_attempts:
             return None
-        if self.breakers.get(*key).state is State.OPEN:
+        if ex.attempts >= self.config.max_calls:
+            return None  # the request has used its upstream calls
+        if breaker.state is State.OPEN:
             return None  # this failure tripped the breaker: fall back instead
         if failure.retry_after_s is not None:
             delay = failure.retry_after_s
@@ -162,19 +221,23 @@ class Resilience:
                 fallback=False,
             )
 
-    def _switch(self, ex: Exchange, target: Target, failure: SidecarError | None) -> None:
-        source = ex.upstream_model or ex.model or ""
-        ex.provider_name, ex.provider, model = self.route(target.model)
-        ex.set_model(model or target.model)
+    def _switch(self, ex: Exchange, target: Resolved, failure: SidecarError | None) -> None:
+        source = ex.fallback.rsplit("->", 1)[1] if ex.fallback else (ex.model or "")
+        ex.provider_name, ex.provider = target.provider, self.settings.providers[target.provider]
+        ex.set_model(target.model)
         if target.quality is not None and ex.body is not None:
             ex.body["quality"] = target.quality
             ex.body_changed = True
-        original = ex.fallback.split("->", 1)[0] if ex.fallback else source
-        ex.fallback = f"{original}->{target}"
+        original = ex.fallback.split("->", 1)[0] if ex.fallback else (ex.model or "")
+        ex.fallback = f"{original}->{target.label}"
         code = failure.code.value if failure else "UNKNOWN"
-        self.telemetry.fallback(ex, source=source, target=str(target), error_code=code)
+        self.telemetry.fallback(ex, source=source, target=target.label, error_code=code)
         log.info(
-            "request %s: %s failed (%s), falling back to %s", ex.request_id, source, code, target
+            "request %s: %s failed (%s), falling back to %s",
+            ex.request_id,
+            source,
+            code,
+            target.label,
         )
 
     def _on_bad_credentials(self, ex: Exchange, failure: UpstreamFailure) -> None:
@@ -199,13 +262,15 @@ def _quality(ex: Exchange) -> str | None:
     return quality if isinstance(quality, str) else None
 
 
-def _position(requested: Target, chain: tuple[Target, ...]) -> int | None:
-    for i, target in enumerate(chain):
-        if target == requested:
+def _position(requested: Resolved, chain: list[Resolved]) -> int | None:
+    """Where the requested call stands in the chain; a quality-less request matches its model."""
+    for i, link in enumerate(chain):
+        if link.same_call(requested):
             return i
-    for i, target in enumerate(chain):
-        if target.model == requested.model and requested.quality is None:
-            return i
+    if requested.quality is None:
+        for i, link in enumerate(chain):
+            if link.key == requested.key:
+                return i
     return None
 
 

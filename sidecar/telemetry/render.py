@@ -1,82 +1,190 @@
-"""Rich tables for a performance report (``llm-sidecar report`` and the demo)."""
+"""Rich tables for a performance report (``llm-sidecar report`` and the demo).
+
+The report is checked against the shape rendering needs (SPEC's keys, with their types) before
+anything is drawn, so an answer that is not a report is refused as a whole instead of failing
+half-way with a KeyError. Keys SPEC does not list are optional: a sidecar of another version
+still renders, with a dash where a number is missing. Each table fits an 80-column terminal.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
-
-def _ms(value: float) -> str:
-    return f"{value:,.1f}"
+from sidecar.telemetry.stats import is_client_error
 
 
-def print_report(report: dict[str, Any], console: Console) -> None:
-    summary = report["summary"]
-    overview = Table(
-        title=f"llm-sidecar report (last {summary['window_s']:g} s)", show_header=False
-    )
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Latency(_Shape):
+    p50: float
+    p95: float
+    p99: float
+
+
+class OperationRow(_Shape):
+    operation: str
+    count: int
+    success_rate: float
+    error_rate: float | None = None
+    client_error_rate: float | None = None
+    cache_hit_rate: float
+    latency_ms: Latency
+    average_latency_ms: float | None = None
+    slow_operations: int | None = None
+
+
+class ModelRow(_Shape):
+    model: str
+    count: int
+    error_rate: float | None = None
+    client_error_rate: float | None = None
+    latency_ms: Latency
+    cost_usd: float
+    cost_share: float
+
+
+class ReportSummary(_Shape):
+    total_operations: int
+    average_latency_ms: float
+    error_rate: float
+    client_error_rate: float | None = None
+    cache_hit_rate: float
+    total_cost_usd: float
+    slow_operations: int
+    window_s: float | None = None
+    errors_by_code: dict[str, int] = Field(default_factory=dict)
+
+
+class Report(_Shape):
+    summary: ReportSummary
+    by_operation: list[OperationRow]
+    by_model: list[ModelRow] = Field(default_factory=list)
+    recommendations: list[str]
+
+
+def parse_report(value: object) -> Report:
+    """The report as rendering needs it; pydantic's ValidationError (a ValueError) otherwise."""
+    return Report.model_validate(value)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _share(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}%}"
+
+
+def _table(title: str, *columns: str) -> Table:
+    """A table whose first column is a name (left) and the rest numbers (right)."""
+    table = Table(title=title)
+    table.add_column(columns[0], no_wrap=True)  # names stay whole; headers wrap instead
+    for name in columns[1:]:
+        table.add_column(name, justify="right")
+    return table
+
+
+def print_report(report: object, console: Console) -> None:
+    """Render a report (the JSON of ``GET /sidecar/report``, or an already parsed Report)."""
+    parsed = report if isinstance(report, Report) else parse_report(report)
+    console.print(_overview(parsed.summary))
+    console.print(_operations(parsed.by_operation))
+    console.print(_latencies(parsed.by_operation))
+    if parsed.by_model:
+        console.print(_models(parsed.by_model))
+    if parsed.summary.errors_by_code:
+        console.print(_error_codes(parsed.summary.errors_by_code))
+    if parsed.recommendations:
+        console.print("[bold]Recommendations[/]")
+        for advice in parsed.recommendations:
+            console.print(f"  • {advice}")
+
+
+def _overview(summary: ReportSummary) -> Table:
+    window = summary.window_s
+    title = "llm-sidecar report" + (f" (last {window:g} s)" if window is not None else "")
+    overview = Table(title=title, show_header=False)
     overview.add_column(style="bold")
     overview.add_column(justify="right")
-    overview.add_row("operations", f"{summary['total_operations']:,}")
-    overview.add_row("average latency", f"{_ms(summary['average_latency_ms'])} ms")
-    overview.add_row("error rate", f"{summary['error_rate']:.2%}")
-    overview.add_row("cache hit rate", f"{summary['cache_hit_rate']:.2%}")
-    overview.add_row("total cost", f"${summary['total_cost_usd']:.6f}")
-    overview.add_row("slow operations", str(summary["slow_operations"]))
-    console.print(overview)
+    overview.add_row("operations", f"{summary.total_operations:,}")
+    overview.add_row("average latency", f"{_ms(summary.average_latency_ms)} ms")
+    overview.add_row("error rate (upstream and sidecar)", _share(summary.error_rate, 2))
+    overview.add_row("client error rate (4xx)", _share(summary.client_error_rate, 2))
+    overview.add_row("cache hit rate", _share(summary.cache_hit_rate, 2))
+    overview.add_row("total cost", f"${summary.total_cost_usd:.6f}")
+    overview.add_row("slow operations", str(summary.slow_operations))
+    return overview
 
-    operations = Table(title="By operation (p50/p95/p99 computed with numpy)")
-    for name in (
+
+def _operations(rows: list[OperationRow]) -> Table:
+    table = _table(
+        "By operation",
         "operation",
         "count",
         "success",
+        "errors",
+        "client errors",
         "cache hits",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
         "slow",
-    ):
-        operations.add_column(name, justify="left" if name == "operation" else "right")
-    for row in report["by_operation"]:
-        latency = row["latency_ms"]
-        operations.add_row(
-            row["operation"],
-            f"{row['count']:,}",
-            f"{row['success_rate']:.1%}",
-            f"{row['cache_hit_rate']:.1%}",
-            _ms(latency["p50"]),
-            _ms(latency["p95"]),
-            _ms(latency["p99"]),
-            str(row["slow_operations"]),
+    )
+    for row in rows:
+        table.add_row(
+            row.operation,
+            f"{row.count:,}",
+            _share(row.success_rate),
+            _share(row.error_rate),
+            _share(row.client_error_rate),
+            _share(row.cache_hit_rate),
+            "-" if row.slow_operations is None else str(row.slow_operations),
         )
-    console.print(operations)
+    return table
 
-    if report["by_model"]:
-        models = Table(title="By model")
-        for name in ("model", "count", "errors", "p95 ms", "cost USD", "share of cost"):
-            models.add_column(name, justify="left" if name == "model" else "right")
-        for row in report["by_model"]:
-            models.add_row(
-                row["model"],
-                f"{row['count']:,}",
-                f"{row['error_rate']:.1%}",
-                _ms(row["latency_ms"]["p95"]),
-                f"{row['cost_usd']:.6f}",
-                f"{row['cost_share']:.0%}",
-            )
-        console.print(models)
 
-    if errors := summary.get("errors_by_code"):
-        table = Table(title="Errors by code")
-        table.add_column("code")
-        table.add_column("count", justify="right")
-        for code, count in errors.items():
-            table.add_row(code, str(count))
-        console.print(table)
+def _latencies(rows: list[OperationRow]) -> Table:
+    table = _table(
+        "Latency by operation, ms (p50/p95/p99 computed with numpy)",
+        "operation",
+        "p50",
+        "p95",
+        "p99",
+        "average",
+    )
+    for row in rows:
+        latency = row.latency_ms
+        table.add_row(
+            row.operation,
+            _ms(latency.p50),
+            _ms(latency.p95),
+            _ms(latency.p99),
+            _ms(row.average_latency_ms),
+        )
+    return table
 
-    if report["recommendations"]:
-        console.print("[bold]Recommendations[/]")
-        for advice in report["recommendations"]:
-            console.print(f"  • {advice}")
+
+def _models(rows: list[ModelRow]) -> Table:
+    table = _table(
+        "By model", "model", "count", "errors", "client errors", "p95 ms", "cost USD", "of cost"
+    )
+    for row in rows:
+        table.add_row(
+            row.model,
+            f"{row.count:,}",
+            _share(row.error_rate),
+            _share(row.client_error_rate),
+            _ms(row.latency_ms.p95),
+            f"{row.cost_usd:.6f}",
+            _share(row.cost_share, 0),
+        )
+    return table
+
+
+def _error_codes(errors: dict[str, int]) -> Table:
+    table = _table("Errors by code", "code", "count")
+    table.add_column("counted as")
+    for code, count in errors.items():
+        table.add_row(code, str(count), "client error" if is_client_error(code) else "error")
+    return table

@@ -14,6 +14,34 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+# Recorded error codes that say the request or the client was at fault, not the model side: the
+# report keeps them out of the error rate, which is about failures an operator can act on. The
+# first four are SPEC codes; the others are what the telemetry stage records for a client that
+# hung up.
+CLIENT_ERROR_CODES = frozenset(
+    {
+        "INVALID_INPUT",
+        "CONTEXT_LENGTH",
+        "PAYLOAD_TOO_LARGE",
+        "UNAUTHORIZED",
+        "client_closed",  # the client hung up mid-stream
+        "CancelledError",  # the client hung up before the answer (handler cancelled)
+    }
+)
+# Pass-through answers (recorded as HTTP_<status>) in the 4xx range that are still the provider's
+# doing: 401/403 refuse the sidecar's own key, 408/429 are the provider's timeouts and limits.
+_PROVIDER_4XX = frozenset({401, 403, 408, 429})
+
+
+def is_client_error(code: str) -> bool:
+    """Whether a recorded error code blames the request rather than the upstream or sidecar."""
+    if code in CLIENT_ERROR_CODES:
+        return True
+    status = code.removeprefix("HTTP_")
+    if status == code or not status.isdigit():
+        return False
+    return 400 <= int(status) < 500 and int(status) not in _PROVIDER_4XX
+
 
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -31,7 +59,25 @@ class Summary:
 
     @property
     def success_rate(self) -> float:
+        """Share answered without any error, whoever was at fault."""
         return 1 - self.errors / self.count if self.count else 1.0
+
+    @property
+    def client_errors(self) -> int:
+        return sum(n for code, n in self.error_codes.items() if is_client_error(code))
+
+    @property
+    def upstream_errors(self) -> int:
+        """Failures of the provider or the sidecar: every error that is not a client error."""
+        return self.errors - self.client_errors
+
+    @property
+    def error_rate(self) -> float:
+        return self.upstream_errors / self.count if self.count else 0.0
+
+    @property
+    def client_error_rate(self) -> float:
+        return self.client_errors / self.count if self.count else 0.0
 
     @property
     def cache_hit_rate(self) -> float:

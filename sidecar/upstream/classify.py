@@ -3,18 +3,21 @@
 ================================  =================  =====  ========  =======================
 upstream says                     code               retry  fallback  why
 ================================  =================  =====  ========  =======================
-429 insufficient_quota            QUOTA_EXCEEDED     no     yes       other providers' quota
+429 insufficient_quota            QUOTA_EXCEEDED     no     yes (*)   other providers' quota
 429 "Request too large (TPM)"     RATE_LIMIT         no     yes       a retry cannot shrink it
 429 (anything else)               RATE_LIMIT         yes    yes       honour the retry hints
 400 context_length_exceeded       CONTEXT_LENGTH     no     no        action CLEAR_CONTEXT
 400 / 422 (anything else)         INVALID_INPUT      no     no        the request is wrong
-401 / 403                         MODEL_UNAVAILABLE  no     yes       our key: cool down, alert
+401 / 403                         MODEL_UNAVAILABLE  no     yes (*)   our key: cool down, alert
 404 model_not_found / 404         MODEL_UNAVAILABLE  no     yes
 408 / 504, timeouts               TIMEOUT            yes    yes
 409 / 500 / 502 / 503 / 5xx       MODEL_UNAVAILABLE  yes    yes
 413                               PAYLOAD_TOO_LARGE  no     no
 connection errors, garbage        NETWORK            yes    yes
 ================================  =================  =====  ========  =======================
+
+(*) account-level: the provider account's state, not the model's. Other models of the same
+provider cannot help, so the fallback chain skips them; another provider may still answer.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class UpstreamFailure(SidecarError):
         retry_after_s: float | None = None,
         param: str | None = None,
         bad_credentials: bool = False,
+        account: bool = False,
+        reason: str | None = None,
     ) -> None:
         super().__init__(
             code,
@@ -54,9 +59,11 @@ class UpstreamFailure(SidecarError):
             retry_after_s=retry_after_s,
             param=param,
             upstream_status=status,
+            reason=reason,
         )
         self.fallback = fallback
         self.bad_credentials = bad_credentials
+        self.account = account or bad_credentials
 
 
 def classify_response(
@@ -75,7 +82,7 @@ def classify_response(
 
     if status == 429:
         if code == "insufficient_quota":
-            return fail(ErrorCode.QUOTA_EXCEEDED, retry=False, fallback=True)
+            return fail(ErrorCode.QUOTA_EXCEEDED, retry=False, fallback=True, account=True)
         if "request too large" in message.lower():
             return fail(ErrorCode.RATE_LIMIT, retry=False, fallback=True)
         return fail(ErrorCode.RATE_LIMIT, retry=True, fallback=True, retry_after_s=hint)
@@ -99,10 +106,22 @@ def classify_response(
     return fail(ErrorCode.INVALID_INPUT, retry=False, fallback=False)
 
 
+# Raised by our own code during an attempt (a body that cannot be sent, say): the request is at
+# fault, so another attempt or model cannot help and no breaker should count it.
+_CLIENT_CODES = frozenset(
+    {ErrorCode.INVALID_INPUT, ErrorCode.CONTEXT_LENGTH, ErrorCode.PAYLOAD_TOO_LARGE}
+)
+
+
 def classify_exception(err: SidecarError) -> UpstreamFailure:
-    """Transport failures (already SidecarErrors) are retryable and may fall back."""
+    """Transport failures (already SidecarErrors) are retryable and may fall back; a client
+    mistake found during an attempt is neither."""
     if isinstance(err, UpstreamFailure):
         return err
+    if err.code in _CLIENT_CODES:
+        return UpstreamFailure(
+            err.code, err.message, retry=False, fallback=False, param=err.param, reason=err.reason
+        )
     return UpstreamFailure(err.code, err.message, retry=err.retry, fallback=True)
 
 

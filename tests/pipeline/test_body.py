@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sidecar.errors import ErrorCode, SidecarError
-from sidecar.pipeline.body import ReadBody
+from sidecar.pipeline.body import BodyUnreadable, ReadBody, is_json
 from tests.helpers import Recorder, exchange
 
 
@@ -45,3 +45,37 @@ async def test_non_json_bodies_pass_through_unparsed() -> None:
     await ReadBody(1024)(ex, recorder)
     assert ex.body is None
     assert recorder.seen[0].raw_body == b"--b\r\ncontent\r\n--b--"
+
+
+async def test_a_body_that_cannot_be_read_is_invalid_input() -> None:
+    """A body that does not decode as its Content-Encoding says is a 400 that says why."""
+
+    async def unreadable(limit: int) -> bytes:
+        raise BodyUnreadable("Can not decode content-encoding: gzip")
+
+    ex = exchange(body={"model": "gpt-4o"})
+    ex.read_body = unreadable
+    with pytest.raises(SidecarError) as caught:
+        await ReadBody(1024)(ex, Recorder())
+    assert (caught.value.code, caught.value.reason) == (ErrorCode.INVALID_INPUT, "unreadable_body")
+    assert "gzip" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "json"),
+    [
+        (None, True),
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("Application/JSON", True),
+        (" APPLICATION/JSON ; charset=utf-8", True),
+        ("application/vnd.api+json", True),
+        ("text/plain", False),
+        ("application/x-www-form-urlencoded", False),
+        ("multipart/form-data; boundary=b", False),
+        ("text/plain; x=application/json", False),
+    ],
+)
+def test_json_content_types(content_type: str | None, json: bool) -> None:
+    """JSON is recognised whatever the case of the media type, with parameters or +json."""
+    assert is_json(content_type) is json

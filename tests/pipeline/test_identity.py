@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sidecar.config import settings_from_dict
-from sidecar.errors import SidecarError
+from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange
 from sidecar.openai_api import operation_for_path
 from sidecar.pipeline.base import compose
@@ -111,3 +111,109 @@ async def test_other_paths_need_no_model() -> None:
     ex = await identify(None, path="files")
     assert ex.model is None
     assert ex.operation == "files"
+
+
+async def run_identify(
+    body: dict[str, Any] | bytes | None,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> Exchange:
+    recorder = Recorder()
+    handler = compose([ReadBody(1 << 20), Identify(SETTINGS)], recorder)
+    await handler(exchange(body=body, headers=headers, method=method))
+    return recorder.seen[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "valid"),
+    [
+        ("gpt-4o", True),
+        ("m" * 256, True),
+        ("ft:gpt-4o:org:custom:id", True),
+        ("modèle", True),
+        ("m" * 257, False),
+        ("a\u0001b", False),
+        ("gpt-4o\r\nX-Injected: 1", False),
+        ("tab\tmodel", False),
+        ("del\x7f", False),
+        ("c1\x85", False),
+    ],
+)
+async def test_model_names_are_bounded_and_free_of_control_characters(
+    model: str, valid: bool
+) -> None:
+    """SPEC: a model over 256 characters or with a control character is 400 on 'model'."""
+    if valid:
+        assert (await run_identify({**CHAT, "model": model})).model == model
+        return
+    with pytest.raises(SidecarError) as caught:
+        await run_identify({**CHAT, "model": model})
+    assert (caught.value.code, caught.value.param) == (ErrorCode.INVALID_INPUT, "model")
+
+
+@pytest.mark.parametrize("options", [[], ["include_usage"], "include_usage", 1, 0.5, False])
+async def test_stream_options_must_be_an_object_or_null(options: object) -> None:
+    """Anything but an object or null is a 400 on 'stream_options', not a crash later."""
+    with pytest.raises(SidecarError) as caught:
+        await run_identify({**CHAT, "stream": True, "stream_options": options})
+    assert caught.value.param == "stream_options"
+    for fine in (None, {}, {"include_usage": False}):
+        ex = await run_identify({**CHAT, "stream": True, "stream_options": fine})
+        assert ex.client_wants_usage is False
+
+
+def deep_body(depth: int) -> bytes:
+    return b'{"model":"gpt-4o","messages":[],"x":' + b"[" * depth + b"]" * depth + b"}"
+
+
+async def test_a_body_too_deep_to_re_encode_is_refused_up_front() -> None:
+    """A model call nested deeper than orjson can write (254) is refused before any attempt:
+    streams and fallbacks re-encode it."""
+    ex = await run_identify(deep_body(253))  # the body object and 253 arrays: 254 levels
+    assert ex.model == "gpt-4o"
+    with pytest.raises(SidecarError) as caught:
+        await run_identify(deep_body(254))
+    assert caught.value.reason == "too_deep"
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET", "OPTIONS", "DELETE"])
+async def test_only_post_to_a_model_endpoint_needs_a_model(method: str) -> None:
+    """HEAD or GET on a model path is a pass-through: no body, no model required."""
+    ex = await run_identify(None, method=method)
+    assert ex.model is None
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "text/html; charset=utf-8"]
+)
+async def test_a_non_json_content_type_is_named_in_the_error(content_type: str) -> None:
+    """A model call sent as another media type is told which one it sent and what to send."""
+    with pytest.raises(SidecarError) as caught:
+        await run_identify(b'{"model": "gpt-4o"}', {"Content-Type": content_type})
+    assert caught.value.reason == "unsupported_content_type"
+    assert content_type in caught.value.message
+    assert "application/json" in caught.value.message
+
+
+async def test_a_missing_body_is_still_reported_as_missing() -> None:
+    """Without a body (and with a JSON or no Content-Type), the error says a body is needed."""
+    with pytest.raises(SidecarError) as caught:
+        await run_identify(None)
+    assert caught.value.reason == "missing_body"
+
+
+async def test_long_or_odd_user_ids_become_a_bounded_stable_hash() -> None:
+    """X-Sidecar-User is whatever the app sends: past 128 characters, or with a control
+    character, it is hashed, the same id always to the same hash, so keys and spans stay
+    bounded and users stay distinct."""
+    short = await identify(CHAT, {"X-Sidecar-User": "alice@example.com"})
+    huge = await identify(CHAT, {"X-Sidecar-User": "x" * 5000})
+    again = await identify(CHAT, {"X-Sidecar-User": "x" * 5000})
+    spaced = await identify({**CHAT, "user": "José Núñez"})
+    odd = await identify({**CHAT, "user": "bob\r\nX-Evil: 1"})
+    assert short.user == "alice@example.com"
+    assert huge.user.startswith("h-")
+    assert len(huge.user) == 34
+    assert again.user == huge.user
+    assert spaced.user == "José Núñez"
+    assert odd.user.startswith("h-")

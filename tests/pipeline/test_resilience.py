@@ -12,13 +12,18 @@ from aiohttp.test_utils import TestServer
 
 from sidecar.server import RUNTIME
 from sidecar.simulator import Faults, Simulator, SimulatorConfig
-from tests.helpers import MESSAGES, MakeSidecar, ServerFactory, Sleeps, sdk, sim_provider
+from tests.helpers import APP_KEY, MESSAGES, MakeSidecar, ServerFactory, Sleeps, sdk, sim_provider
 
 NO_FALLBACKS: dict[str, dict[str, Any]] = {"chat": {"fallbacks": []}}
 
 
 def calls(sim: Simulator, model: str | None = None) -> list[str]:
-    return [seen.model or "" for seen in sim.seen if model is None or seen.model == model]
+    """The models of the model calls the simulator saw (readiness probes are not counted)."""
+    return [
+        seen.model
+        for seen in sim.seen
+        if seen.model is not None and (model is None or seen.model == model)
+    ]
 
 
 async def chat(server: TestServer, model: str = "gpt-4o", **kwargs: Any) -> Any:
@@ -63,7 +68,8 @@ async def test_classification_table_end_to_end(
     code: str,
     upstream_calls: int,
 ) -> None:
-    """Each upstream failure maps to its code and status, retried only when retrying can help."""
+    """Each upstream failure maps to its code and status, retried only when retrying can help;
+    after the sidecar's own retries the SDK is told not to retry on top (x-should-retry)."""
     sim.script("gpt-4o", [outcome] * 3)
     server = await make_sidecar(url, operations=NO_FALLBACKS)
     with pytest.raises(openai.APIStatusError) as caught:
@@ -71,10 +77,8 @@ async def test_classification_table_end_to_end(
     error = caught.value.response.json()["error"]
     assert (caught.value.status_code, error["code"]) == (status, code)
     assert len(calls(sim)) == upstream_calls
-    retried = upstream_calls > 1
-    assert (caught.value.response.headers.get("x-should-retry") == "false") is not error["retry"]
-    if not retried:
-        assert caught.value.response.headers["x-should-retry"] == "false"
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert error["retry"] is (upstream_calls > 1)  # the app may still try again later
 
 
 async def test_a_transient_failure_is_invisible_to_the_client(
@@ -147,7 +151,7 @@ async def test_fallback_chain_order_is_what_the_upstream_sees(
     """gpt-4o fails, then gpt-4: gpt-3.5-turbo answers, and the client is told so."""
     sim.script("gpt-4o", [503] * 3)
     sim.script("gpt-4", [503] * 3)
-    server = await make_sidecar(url)
+    server = await make_sidecar(url, resilience={"max_calls": 10})
     raw = await chat(server)
     assert calls(sim) == ["gpt-4o"] * 3 + ["gpt-4"] * 3 + ["gpt-3.5-turbo"]
     assert raw.headers["x-sidecar-fallback"] == "gpt-4o->gpt-3.5-turbo"
@@ -170,7 +174,7 @@ async def test_image_fallback_rewrites_model_and_quality(
 ) -> None:
     """dall-e-3 hd → dall-e-3 standard → dall-e-2 standard, rewriting the request each time."""
     sim.script("dall-e-3", [503, 503, 503, 503])
-    server = await make_sidecar(url)
+    server = await make_sidecar(url, resilience={"max_calls": 10})
     async with sdk(server) as client:
         raw = await client.images.with_raw_response.generate(
             model="dall-e-3", prompt="a lighthouse", quality="hd"
@@ -224,7 +228,7 @@ async def test_breaker_opens_short_circuits_and_recovers(
     assert len(calls(sim)) == 3  # short-circuited: the upstream was not called
     assert "circuit is open" in caught.value.response.json()["error"]["message"]
     assert int(caught.value.response.headers["retry-after"]) == 30
-    assert await readiness(server) == "degraded"
+    assert await readiness(server) == "unhealthy"  # the only route the sidecar knows is open
 
     clock.now += 30.5  # the open period is over: the next call is a probe, and it succeeds
     raw = await chat(server)
@@ -291,3 +295,131 @@ async def test_bad_credentials_rest_the_provider(
         with pytest.raises(openai.InternalServerError):
             await chat(server)
     assert len(calls(sim)) == 1
+
+
+async def test_a_model_outside_every_chain_is_retried_never_replaced(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """gpt-4o-mini is in no chain: with the stock chat chain it is retried, never answered by
+    gpt-4 (which costs more), and no fallback is reported."""
+    sim.script("gpt-4o-mini", [503] * 3)
+    server = await make_sidecar(url)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await chat(server, model="gpt-4o-mini")
+    assert calls(sim) == ["gpt-4o-mini"] * 3
+    assert "x-sidecar-fallback" not in caught.value.response.headers
+
+
+async def test_upstream_calls_per_request_are_bounded(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """Every model down: one request makes resilience.max_calls upstream calls, not 4 x 3."""
+    sim.config.faults = Faults(rate_503=1.0)
+    server = await make_sidecar(url, resilience={"max_calls": 4})
+    with pytest.raises(openai.InternalServerError):
+        await chat(server)
+    assert len(calls(sim)) == 4
+
+
+async def test_the_sdk_does_not_multiply_the_sidecars_retries(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """With the openai SDK's default retries on, one create() costs max_calls upstream calls:
+    the final error says x-should-retry: false, so the SDK does not start over (was 15)."""
+    sim.config.faults = Faults(rate_503=1.0)
+    server = await make_sidecar(url)
+    async with openai.AsyncOpenAI(
+        base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=2
+    ) as client:
+        with pytest.raises(openai.InternalServerError) as caught:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(calls(sim)) == 4
+
+
+async def test_an_account_failure_skips_the_providers_other_models(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
+) -> None:
+    """insufficient_quota on gpt-4o: gpt-4 on the same account cannot help and is skipped;
+    the backup provider's model is tried and answers."""
+    backup = Simulator(SimulatorConfig(seed=3))
+    backup_server = await aiohttp_server(backup.app())
+    sim.script("gpt-4o", ["quota"])
+    server = await make_sidecar(
+        url,
+        providers={
+            "sim": sim_provider(url),
+            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
+        },
+        operations={"chat": {"fallbacks": ["gpt-4o", "gpt-4", "backup/llama3"]}},
+    )
+    raw = await chat(server)
+    assert calls(sim) == ["gpt-4o"]
+    assert calls(backup) == ["llama3"]
+    assert raw.headers["x-sidecar-fallback"] == "gpt-4o->backup/llama3"
+
+
+async def test_a_prefixed_chain_entry_is_the_same_link_as_the_bare_model(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """A request for sim/gpt-4o in the chain [sim/gpt-4o, gpt-4] falls back to gpt-4 and never
+    calls the model that just failed again."""
+    sim.script("gpt-4o", [503] * 3)
+    server = await make_sidecar(url, operations={"chat": {"fallbacks": ["sim/gpt-4o", "gpt-4"]}})
+    raw = await chat(server, model="sim/gpt-4o")
+    assert calls(sim) == ["gpt-4o"] * 3 + ["gpt-4"]
+    assert raw.headers["x-sidecar-fallback"] == "sim/gpt-4o->gpt-4"
+
+
+async def test_the_breaker_that_records_a_fallbacks_failures_is_the_one_consulted(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
+) -> None:
+    """backup/llama3 trips its breaker after two failures, so it is not tried a third time."""
+    backup = Simulator(SimulatorConfig(seed=3))
+    backup_server = await aiohttp_server(backup.app())
+    sim.script("gpt-4o", [503] * 3)
+    backup.script("llama3", [503] * 3)
+    server = await make_sidecar(
+        url,
+        providers={
+            "sim": sim_provider(url),
+            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
+        },
+        operations={"chat": {"fallbacks": ["gpt-4o", "backup/llama3"]}},
+        resilience={"max_calls": 10, "breaker": {"consecutive_failures": 2}},
+    )
+    with pytest.raises(openai.InternalServerError):
+        await chat(server)
+    assert calls(backup) == ["llama3", "llama3"]
+    assert server.app[RUNTIME].breakers.get("backup", "llama3").state.name == "OPEN"
+
+
+async def test_fallbacks_stay_on_the_provider_the_client_pinned(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
+) -> None:
+    """X-Sidecar-Provider: backup — when gpt-4o fails there, gpt-4 is tried there too."""
+    backup = Simulator(SimulatorConfig(seed=3))
+    backup_server = await aiohttp_server(backup.app())
+    backup.script("gpt-4o", [503] * 3)
+    server = await make_sidecar(
+        url,
+        providers={
+            "sim": sim_provider(url),
+            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
+        },
+    )
+    raw = await chat(server, extra_headers={"X-Sidecar-Provider": "backup"})
+    assert calls(backup) == ["gpt-4o"] * 3 + ["gpt-4"]
+    assert calls(sim) == []
+    assert raw.headers["x-sidecar-model"] == "gpt-4"
+
+
+async def test_no_fallback_header_when_no_fallback_answered(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """Every model of the chain failed: the 503 does not claim a fallback answered."""
+    sim.config.faults = Faults(rate_503=1.0)
+    server = await make_sidecar(url)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await chat(server)
+    assert "x-sidecar-fallback" not in caught.value.response.headers

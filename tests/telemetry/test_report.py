@@ -7,11 +7,13 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
 from sidecar.cli import show_report
 from sidecar.simulator import Simulator
+from sidecar.telemetry.stats import is_client_error
 from tests.helpers import MESSAGES
 from tests.telemetry.conftest import Observed
 
@@ -117,3 +119,105 @@ async def test_report_command_explains_an_unreachable_sidecar(
     """When nothing listens, the command says so and what to run."""
     assert await show_report(f"http://127.0.0.1:{unused_tcp_port}") == 1
     assert "llm-sidecar serve" in capsys.readouterr().err
+
+
+async def fail_chats(
+    observed: Observed, count: int, outcome: str, operation: str | None = None
+) -> None:
+    """Send ``count`` chat calls the simulator answers with ``outcome``; each must fail."""
+    headers = {"X-Mock-Outcome": outcome}
+    if operation is not None:
+        headers["X-Sidecar-Operation"] = operation
+    for _ in range(count):
+        with pytest.raises(openai.APIStatusError):
+            await observed.client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers=headers
+            )
+
+
+async def test_client_errors_are_kept_out_of_the_error_rate(
+    observe: Callable[..., Awaitable[Observed]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Context too long, payload too large and 4xx pass-through count as client errors:
+    error_rate stays 0, client_error_rate says it, and no fallback advice follows."""
+    observed = await observe(limits={"max_body_bytes": 4096})
+    async with observed.client:
+        await fail_chats(observed, 25, "context")
+        with pytest.raises(openai.APIStatusError) as too_large:
+            await observed.client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x" * 8192}]
+            )
+        assert too_large.value.status_code == 413
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            observed.server.make_url("/v1/files/file-missing"), headers={"X-Mock-Outcome": "404"}
+        ) as resp,
+    ):
+        assert resp.status == 404
+    _, report = await get_report(observed.server)
+    summary = report["summary"]
+    assert (summary["error_rate"], summary["client_error_rate"]) == (0.0, 1.0)
+    assert summary["errors_by_code"] == {
+        "CONTEXT_LENGTH": 25,
+        "PAYLOAD_TOO_LARGE": 1,
+        "HTTP_404": 1,
+    }
+    chat = next(row for row in report["by_operation"] if row["operation"] == "chat")
+    assert (chat["error_rate"], chat["client_error_rate"], chat["success_rate"]) == (0, 1, 0)
+    assert not any("error rate" in advice for advice in report["recommendations"])
+    assert await show_report(str(observed.server.make_url("/"))) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("client error rate (4xx)" in line and "100.00%" in line for line in lines)
+    assert any("error rate (upstream" in line and "0.00%" in line for line in lines)
+    assert any("CONTEXT_LENGTH" in line and "client error" in line for line in lines)
+
+
+async def test_error_advice_names_only_settings_not_already_in_place(
+    observe: Callable[..., Awaitable[Observed]],
+) -> None:
+    """Upstream failures on an operation with fallbacks advise checking the provider and the
+    circuit breakers; only an operation without fallbacks is told to configure them."""
+    observed = await observe()
+    async with observed.client:
+        await fail_chats(observed, 20, "503")  # chat: fallbacks seeded by default
+        await fail_chats(observed, 20, "503", operation="evaluation")  # no fallbacks
+    _, report = await get_report(observed.server)
+    assert (report["summary"]["error_rate"], report["summary"]["client_error_rate"]) == (1, 0)
+    chat = [a for a in report["recommendations"] if a.startswith("chat upstream error rate")]
+    evaluation = [
+        a for a in report["recommendations"] if a.startswith("evaluation upstream error rate")
+    ]
+    assert len(chat) == len(evaluation) == 1
+    assert "MODEL_UNAVAILABLE" in chat[0]
+    assert "operations.chat.fallbacks is set (gpt-4o, gpt-4, gpt-3.5-turbo)" in chat[0]
+    assert "GET /readyz" in chat[0]
+    assert "configure operations.chat.fallbacks" not in chat[0]
+    assert "configure operations.evaluation.fallbacks" in evaluation[0]
+
+
+@pytest.mark.parametrize(
+    ("code", "client"),
+    [
+        ("INVALID_INPUT", True),
+        ("CONTEXT_LENGTH", True),
+        ("PAYLOAD_TOO_LARGE", True),
+        ("UNAUTHORIZED", True),
+        ("client_closed", True),
+        ("HTTP_400", True),
+        ("HTTP_404", True),
+        ("HTTP_422", True),
+        ("HTTP_401", False),  # a pass-through 401/403 refuses the sidecar's provider key
+        ("HTTP_429", False),
+        ("HTTP_500", False),
+        ("MODEL_UNAVAILABLE", False),
+        ("RATE_LIMIT", False),
+        ("TIMEOUT", False),
+        ("NETWORK", False),
+        ("HTTP_x", False),
+    ],
+)
+def test_error_codes_are_classified_client_or_upstream(code: str, client: bool) -> None:
+    """SPEC client codes and 4xx pass-through are client errors; the provider's own refusals,
+    limits and failures are not."""
+    assert is_client_error(code) is client

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sidecar.errors import ErrorCode
-from sidecar.upstream.classify import classify_response, retry_after_s, scrub
+from sidecar.errors import ErrorCode, SidecarError
+from sidecar.upstream.classify import classify_exception, classify_response, retry_after_s, scrub
 
 
 def body(code: str | None, message: str = "x", type_: str = "error") -> bytes:
@@ -80,3 +80,17 @@ def test_retry_hints(headers: dict[str, str], seconds: float | None) -> None:
 def test_retry_after_as_http_date_is_in_the_future() -> None:
     """Retry-After may be an HTTP date; a date in the past means retry now."""
     assert retry_after_s({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+def test_a_client_mistake_found_during_an_attempt_is_neither_retried_nor_fallen_back() -> None:
+    """Our own INVALID_INPUT raised mid-attempt (a body that cannot be sent) stays a 400."""
+    err = SidecarError(ErrorCode.INVALID_INPUT, "too deep", reason="too_deep")
+    failure = classify_exception(err)
+    assert (failure.code, failure.retry, failure.fallback) == (
+        ErrorCode.INVALID_INPUT,
+        False,
+        False,
+    )
+    assert failure.reason == "too_deep"
+    network = classify_exception(SidecarError(ErrorCode.NETWORK, "reset"))
+    assert (network.retry, network.fallback) == (True, True)
