@@ -78,13 +78,18 @@ class ModelRoute(_Strict):
 
 
 class RateLimit(_Strict):
-    requests: int = Field(gt=0)
+    requests: int = Field(gt=0)  # per user, in any rolling window of per_s seconds
     per_s: float = Field(gt=0)
+    tokens: int | None = Field(None, gt=0)  # per user and model, in the same window
+    # When Redis is unreachable: refuse (429) instead of limiting in process, per instance.
+    fail_closed: bool = False
 
 
 class Operation(_Strict):
     rate_limit: RateLimit | None = None
     cache_ttl_s: int = Field(0, ge=0)
+    # Who may share a cached answer: the same user, the same X-Sidecar-Tenant, or everyone.
+    cache_scope: Literal["user", "tenant", "global"] = "user"
     slow_ms: int | None = Field(None, gt=0)
     fallbacks: list[str] = Field(default_factory=list)
     priority: Priority = "normal"
@@ -191,6 +196,8 @@ class ResilienceSettings(_Strict):
 
 class BackendSettings(_Strict):
     redis_timeout_ms: int = Field(50, gt=0)  # per Redis command; past it the caller falls back
+    redis_prefix: str = "sidecar:"  # every key the sidecar writes starts with it
+    redis_cooldown_s: float = Field(5, gt=0)  # after a Redis failure, in-process this long
     cache_max_bytes: int = Field(64 * 1024 * 1024, gt=0)  # the in-process cache's size bound
     background_queue: int = Field(10_000, gt=0)  # work after the reply waiting to run
     drain_s: float = Field(5, ge=0)  # at shutdown, how long that work may take to finish

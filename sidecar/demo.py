@@ -122,8 +122,13 @@ def demo_settings(upstream_url: str) -> Settings:
         {
             "providers": {"simulator": {"base_url": upstream_url, "api_key_env": None}},
             "database_url": "sqlite:///:memory:",
-            # Thresholds scaled to the simulator's 40 ms median, so slow operations show up.
-            "operations": {"chat": {"slow_ms": 250}, "evaluation": {"slow_ms": 120}},
+            # Thresholds scaled to the simulator's 40 ms median, so slow operations show up;
+            # limits scaled to a workload that sends in seconds what apps send in minutes.
+            "operations": {
+                "chat": {"slow_ms": 250, "rate_limit": {"requests": 300, "per_s": 60}},
+                "evaluation": {"slow_ms": 120, "rate_limit": {"requests": 200, "per_s": 60}},
+                "image-generation": {"rate_limit": {"requests": 60, "per_s": 60}},
+            },
         }
     )
 

@@ -68,9 +68,15 @@ class Exchange:
     # Filled on the way back.
     usage: Usage | None = None
     cost_usd: Decimal | None = None
-    cache: str = "BYPASS"
+    cache: str = "BYPASS"  # X-Sidecar-Cache: HIT | MISS | BYPASS
+    cache_key: str | None = None  # the response cache's key (None: not cacheable) ...
+    cache_key_known: bool = False  # ... once the cache stage has worked it out
+    # Values the rate limiter fetched in its Redis round trip, by key (the cache lookup rides
+    # along with the limit check); a key that is absent was not fetched.
+    prefetched: dict[str, bytes | None] = field(default_factory=dict)
     finish_reasons: list[str] = field(default_factory=list)
     error_code: str | None = None
+    limited_by: str | None = None  # the sidecar's own rate limit refused: "requests" | "tokens"
 
     def set_model(self, model: str) -> None:
         """Rewrite the model sent upstream (fallbacks); keeps the client's original in ``model``."""

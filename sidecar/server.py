@@ -20,16 +20,17 @@ from sidecar.config import Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.inbound import request_id_for, shown, upstream_path
-from sidecar.pipeline import Next, build_pipeline
+from sidecar.pipeline import Pipeline, build_pipeline
 from sidecar.pipeline.body import BodyLimit, BodyUnreadable
 from sidecar.pipeline.identity import is_valid_model
+from sidecar.pipeline.ratelimit import user_status
 from sidecar.runtime import Overrides, Runtime
 from sidecar.telemetry.report import build_report
 
 log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
-PIPELINE: web.AppKey[Next] = web.AppKey("pipeline")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
@@ -55,6 +56,8 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sidecar/report", report)
+    app.router.add_get("/sidecar/ratelimit/{user}", ratelimit_status)
+    app.router.add_delete("/sidecar/cache", cache_invalidate)
     return app
 
 
@@ -123,6 +126,30 @@ async def report(request: web.Request) -> web.StreamResponse:
     return web.json_response(build_report(rt.telemetry, rt.settings), dumps=_dumps)
 
 
+@admin_only
+async def ratelimit_status(request: web.Request) -> web.StreamResponse:
+    """Per operation: requests and rejections (last day), and the window as it stands now."""
+    rt = request.app[RUNTIME]
+    status = await user_status(rt, request.match_info["user"])
+    return web.json_response(status, dumps=_dumps)
+
+
+@admin_only
+async def cache_invalidate(request: web.Request) -> web.StreamResponse:
+    """Remove every cached answer of ``?operation=OP``; answers how many were removed."""
+    rt = request.app[RUNTIME]
+    operation = request.query.get("operation")
+    if not operation or operation not in rt.settings.operations:
+        known = ", ".join(sorted(rt.settings.operations))
+        raise SidecarError(
+            ErrorCode.INVALID_INPUT,
+            f"DELETE /sidecar/cache needs ?operation=OP with a configured operation ({known}).",
+            reason="unknown_operation",
+        )
+    removed = await request.app[PIPELINE].cache.clear(operation)
+    return web.json_response({"operation": operation, "removed": removed})
+
+
 def _dumps(obj: object) -> str:
     return orjson.dumps(obj).decode()
 
@@ -138,7 +165,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         headers=request.headers,
         read_body=functools.partial(_read_body, request),
     )
-    reply = await request.app[PIPELINE](ex)
+    reply = await request.app[PIPELINE].handle(ex)
     try:
         if reply.stream is None:
             return web.Response(status=reply.status, body=reply.body, headers=_headers(ex, reply))

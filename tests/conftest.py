@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import openai
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from redis.exceptions import RedisError
 
 from sidecar.runtime import Overrides
 from sidecar.server import create_app
 from sidecar.simulator import Simulator, SimulatorConfig
-from tests.helpers import APP_KEY, PROVIDER_KEY, ServerFactory, Sleeps, sidecar_settings
+from tests.helpers import APP_KEY, PROVIDER_KEY, REDIS_URL, ServerFactory, Sleeps, sidecar_settings
 
 
 @pytest.fixture
@@ -74,3 +77,24 @@ def app_with(routes: web.RouteTableDef) -> web.Application:
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        pytest.skip(f"Redis is not available at {REDIS_URL}: {exc}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def key_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
+    """A fresh key prefix; every key under it is deleted after the test."""
+    prefix = f"sidecar-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    async for key in redis_client.scan_iter(match=prefix + "*", count=500):
+        await redis_client.unlink(key)

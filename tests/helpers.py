@@ -3,11 +3,16 @@ builders for unit tests of single stages (no sockets)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import openai
 import orjson
+import pytest
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -15,6 +20,8 @@ from sidecar.config import Settings, settings_from_dict
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.body import BodyLimit
 
+REDIS_URL = os.environ.get("SIDECAR_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("SIDECAR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PROVIDER_KEY = "sk-provider-secret-0123456789"
 APP_KEY = "sk-app-key-should-never-reach-upstream"
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -94,3 +101,19 @@ class Recorder:
     async def __call__(self, ex: Exchange) -> Reply:
         self.seen.append(ex)
         return self.reply
+
+
+@asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """A scratch PostgreSQL database, dropped afterwards."""
+    name = f"sidecar_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL is not available at {PG_ADMIN_URL}: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -43,24 +43,78 @@ class Health:
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """A sliding-window decision: was the hit admitted, and where the window stands now."""
+class Limit:
+    """One limit to check: at most ``limit`` units of ``cost`` in any ``window_s`` seconds.
 
-    allowed: bool
-    count: int  # hits inside the window, including this one when admitted
+    ``log`` is an exact sliding log (one entry per unit: for request counts); ``gcra`` is the
+    generic cell rate algorithm (one number per key: for token counts, where a log would hold
+    thousands of entries), which never admits more than ``limit`` in a window either.
+    """
+
+    key: str
     limit: int
-    reset_s: float  # until the oldest hit leaves the window (0 when the window is empty)
+    window_s: float
+    cost: int = 1
+    kind: Literal["log", "gcra"] = "log"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Where one limit stands after a decision."""
+
+    allowed: bool  # this limit had room (the decision admits only if every limit had)
+    count: int  # units inside the window, including this decision's when admitted
+    limit: int
+    reset_s: float  # until the window has room for this cost again (0 when it has room now)
 
     @property
     def remaining(self) -> int:
         return max(0, self.limit - self.count)
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Analytics kept with a decision: ``{field}:requests`` and ``{field}:limited`` in a hash."""
+
+    key: str
+    field: str
+    ttl_s: float = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    windows: list[Window]  # one per limit, in order
+    # Values read in the same round trip (``also_get``); absent keys were not read.
+    fetched: dict[str, bytes | None] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> bool:
+        return all(window.allowed for window in self.windows)
+
+
 class Counters(Protocol):
-    async def hit(self, key: str, *, limit: int, window_s: float, cost: int = 1) -> Window:
-        """Admit ``cost`` hits if at most ``limit`` fall in any ``window_s``; check and record
-        atomically (an exact sliding log)."""
+    @property
+    def degraded(self) -> bool:
+        """Decisions are made in process for now because the shared store failed."""
         ...
+
+    async def admit(
+        self, limits: Sequence[Limit], tally: Tally | None = None, also_get: Sequence[str] = ()
+    ) -> Admission:
+        """Check every limit and, only if all have room, record them: atomically, all or
+        nothing, in one round trip — which may also read ``also_get`` keys of a store sharing
+        it (the cache lookup rides along with the rate-limit check)."""
+        ...
+
+    async def peek(self, limits: Sequence[Limit]) -> list[Window]:
+        """Where the limits stand, recording nothing."""
+        ...
+
+    async def settle(self, limit: Limit, delta: int) -> None:
+        """Correct a ``gcra`` reservation by ``delta`` units (negative: give back)."""
+        ...
+
+    async def tallies(self, key: str) -> dict[str, int]: ...
 
     async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
         """Add to a plain counter that expires ``ttl_s`` after its last change; the new total."""

@@ -7,12 +7,14 @@ clients (users, models) are forgotten when idle, and the cache evicts by size.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-from sidecar.backends import Health, JobInfo, JobState, Window
+from sidecar.backends import Admission, Health, JobInfo, JobState, Limit, Tally, Window
 
 Clock = Callable[[], float]
 
@@ -20,32 +22,92 @@ HEALTHY = Health("healthy", "in-process")
 
 
 class MemoryCounters:
-    """Exact sliding logs and expiring counters in dicts, on a monotonic clock."""
+    """Exact sliding logs, GCRA cells and expiring counters in dicts, on a monotonic clock."""
 
     def __init__(self, *, max_keys: int = 100_000, clock: Clock = time.monotonic) -> None:
         self.max_keys = max_keys
         self.clock = clock
         self._logs: dict[str, tuple[deque[float], float]] = {}  # key -> (hit times, window)
+        self._cells: dict[str, float] = {}  # key -> GCRA theoretical arrival time
         self._counts: dict[str, tuple[int, float]] = {}  # key -> (value, expires at)
+        self._tallies: dict[str, dict[str, int]] = {}
 
-    async def hit(self, key: str, *, limit: int, window_s: float, cost: int = 1) -> Window:
+    @property
+    def degraded(self) -> bool:
+        return False
+
+    async def admit(
+        self, limits: Sequence[Limit], tally: Tally | None = None, also_get: Sequence[str] = ()
+    ) -> Admission:
+        """``also_get`` is ignored: an in-process cache lookup costs no round trip."""
         now = self.clock()
-        entry = self._logs.get(key)
+        windows = [self._look(limit, now) for limit in limits]
+        allowed = all(window.allowed for window in windows)
+        if allowed:  # all or nothing; a refused decision keeps each limit's own verdict
+            windows = [self._record(limit, now) for limit in limits]
+        if tally is not None:
+            self._count(tally, allowed)
+        return Admission(windows)
+
+    async def peek(self, limits: Sequence[Limit]) -> list[Window]:
+        now = self.clock()
+        return [self._look(replace(limit, cost=0), now) for limit in limits]
+
+    async def settle(self, limit: Limit, delta: int) -> None:
+        tat = self._cells.get(limit.key)
+        if tat is not None:
+            self._cells[limit.key] = max(self.clock(), tat + delta * limit.window_s / limit.limit)
+
+    async def tallies(self, key: str) -> dict[str, int]:
+        return dict(self._tallies.get(key, {}))
+
+    def _look(self, limit: Limit, now: float) -> Window:
+        """The decision for ``limit`` at ``now`` without recording it."""
+        if limit.kind == "gcra":
+            interval = limit.window_s / limit.limit
+            tat = max(self._cells.get(limit.key, now), now)
+            used = math.ceil((tat - now) / interval - 1e-9)
+            over = tat + limit.cost * interval - now - limit.window_s
+            return Window(over <= 1e-9, used, limit.limit, max(0.0, over))
+        log = self._log(limit, now)
+        allowed = len(log) + limit.cost <= limit.limit
+        # Admitted: until the oldest hit leaves; refused: until there is room for this cost.
+        nth = 0 if allowed else len(log) + limit.cost - limit.limit - 1
+        reset = log[nth] + limit.window_s - now if log else 0.0
+        return Window(allowed, len(log), limit.limit, max(0.0, reset))
+
+    def _record(self, limit: Limit, now: float) -> Window:
+        if limit.kind == "gcra":
+            interval = limit.window_s / limit.limit
+            tat = max(self._cells.get(limit.key, now), now) + limit.cost * interval
+            if limit.key not in self._cells and len(self._cells) >= self.max_keys:
+                self._forget_cells(now)
+            self._cells[limit.key] = tat
+            return Window(True, math.ceil((tat - now) / interval - 1e-9), limit.limit, 0.0)
+        log = self._log(limit, now)
+        log.extend(itertools.repeat(now, limit.cost))
+        return Window(True, len(log), limit.limit, log[0] + limit.window_s - now)
+
+    def _log(self, limit: Limit, now: float) -> deque[float]:
+        entry = self._logs.get(limit.key)
         if entry is None:
             if len(self._logs) >= self.max_keys:
                 self._forget_idle_logs(now)
             log: deque[float] = deque()
-            self._logs[key] = (log, window_s)
-        else:
-            log = entry[0]
-        horizon = now - window_s
+            self._logs[limit.key] = (log, limit.window_s)
+            return log
+        log = entry[0]
+        horizon = now - limit.window_s
         while log and log[0] <= horizon:
             log.popleft()
-        allowed = len(log) + cost <= limit
-        if allowed:
-            log.extend(itertools.repeat(now, cost))
-        reset_s = log[0] + window_s - now if log else 0.0
-        return Window(allowed, len(log), limit, reset_s)
+        return log
+
+    def _count(self, tally: Tally, allowed: bool) -> None:
+        if tally.key not in self._tallies and len(self._tallies) >= self.max_keys:
+            self._tallies.clear()  # analytics only: losing them beats growing without bound
+        fields = self._tallies.setdefault(tally.key, {})
+        for name in (f"{tally.field}:requests",) + (() if allowed else (f"{tally.field}:limited",)):
+            fields[name] = fields.get(name, 0) + 1
 
     async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
         now = self.clock()
@@ -66,6 +128,11 @@ class MemoryCounters:
         idle = [k for k, (log, window) in self._logs.items() if not log or log[-1] <= now - window]
         for key in idle or list(self._logs)[: self.max_keys // 2]:
             del self._logs[key]
+
+    def _forget_cells(self, now: float) -> None:
+        expired = [k for k, tat in self._cells.items() if tat <= now]
+        for key in expired or list(self._cells)[: self.max_keys // 2]:
+            del self._cells[key]
 
     def _forget_expired_counts(self, now: float) -> None:
         expired = [k for k, (_, expires) in self._counts.items() if expires <= now]

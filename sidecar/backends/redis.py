@@ -12,34 +12,102 @@ an error the caller handles (fail open to an in-process fallback, or refuse), ne
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from sidecar.backends import Health, Window
+from sidecar.backends import Admission, Health, Limit, Tally, Window
+from sidecar.backends.resp import PipelinedRedis
 
-# KEYS[1] sliding log (sorted set of hit times in µs); ARGV limit, window µs, cost.
-_HIT = """
+# One rate-limit decision: check every limit, record all of them only if all have room.
+# KEYS: tally hash (or a placeholder), then one key per limit.
+# ARGV: tally field ('' for none), tally ttl ms, record (1) or peek (0), then per limit:
+#       kind ('log' | 'gcra'), limit, window µs, cost.
+# Returns per limit {fits, count, reset µs}, flattened: each limit's own verdict (the decision
+# is admitted only if every limit fits).
+_ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit, window, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count + cost <= limit then
-  for i = 1, cost do
-    redis.call('ZADD', KEYS[1], now, now .. ':' .. (count + i))
+local n = (#ARGV - 3) / 4
+local record = ARGV[3] == '1'
+local spec, state = {}, {}
+local ok = true
+for i = 1, n do
+  local b = 3 + (i - 1) * 4
+  local key, kind = KEYS[i + 1], ARGV[b + 1]
+  local limit, window, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  spec[i] = {key, kind, limit, window, cost}
+  if kind == 'log' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    local nth, fits = 0, count + cost <= limit
+    if not fits then
+      ok = false
+      nth = count + cost - limit - 1
+    end
+    state[i] = {count, nth, fits}
+  else
+    local interval = window / limit
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < now then tat = now end
+    local over = tat + cost * interval - now - window
+    local fits = over <= 0
+    if not fits then ok = false else over = 0 end
+    state[i] = {tat, over, fits}
   end
-  count = count + cost
-  allowed = 1
 end
-local reset = 0
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-return {allowed, count, reset}
+local out = {}
+for i = 1, n do
+  local key, kind, limit, window, cost = unpack(spec[i])
+  local admitted = ok and record
+  local count, reset
+  if kind == 'log' then
+    count = state[i][1]
+    if admitted then
+      for j = 1, cost do redis.call('ZADD', key, now, now .. ':' .. (count + j)) end
+      count = count + cost
+      redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    end
+    -- admitted: until the oldest hit leaves; refused: until there is room for this cost
+    local nth = state[i][3] and 0 or state[i][2]
+    local entry = redis.call('ZRANGE', key, nth, nth, 'WITHSCORES')
+    reset = 0
+    if entry[2] then reset = tonumber(entry[2]) + window - now end
+  else
+    local interval = window / limit
+    local tat = state[i][1]
+    reset = state[i][2]
+    if admitted then
+      tat = tat + cost * interval
+      redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+    end
+    count = math.ceil((tat - now) / interval - 1e-9)
+  end
+  out[#out + 1] = state[i][3] and 1 or 0  -- this limit's own verdict
+  out[#out + 1] = count
+  out[#out + 1] = reset
+end
+if record and ARGV[1] ~= '' then
+  redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':requests', 1)
+  if not ok then redis.call('HINCRBY', KEYS[1], ARGV[1] .. ':limited', 1) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return out
+"""
+
+# KEYS[1] GCRA cell; ARGV delta units, limit, window µs. Moves the arrival time, never before now.
+_SETTLE = """
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(value) + tonumber(ARGV[1]) * tonumber(ARGV[3]) / tonumber(ARGV[2])
+if tat <= now then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+return 1
 """
 
 # KEYS[1] counter; ARGV amount, ttl ms.
@@ -82,17 +150,44 @@ async def ping(client: aioredis.Redis, url: str) -> Health:
 
 
 class RedisCounters:
-    def __init__(self, client: aioredis.Redis, url: str) -> None:
+    """Decisions go through the pipelined hot-path connection; the rest through redis-py."""
+
+    def __init__(self, client: aioredis.Redis, url: str, hot: PipelinedRedis | None = None):
         self.client = client
         self.url = url
-        self._hit = client.register_script(_HIT)
+        self.hot = hot or PipelinedRedis(url)
+        self._admit = self.hot.script(_ADMIT)
+        self._settle = self.hot.script(_SETTLE)
         self._add = client.register_script(_ADD)
 
-    async def hit(self, key: str, *, limit: int, window_s: float, cost: int = 1) -> Window:
-        allowed, count, reset_us = await self._hit(
-            keys=[key], args=[limit, int(window_s * 1_000_000), cost]
+    @property
+    def degraded(self) -> bool:
+        return False
+
+    async def admit(
+        self, limits: Sequence[Limit], tally: Tally | None = None, also_get: Sequence[str] = ()
+    ) -> Admission:
+        keys, args = _script_input(limits, tally, record=True)
+        # One round trip for the decision and the lookups (pipelined, not a transaction).
+        flat, *values = await self.hot.evalsha(
+            self._admit, keys, args, *(("GET", key) for key in also_get)
         )
-        return Window(bool(allowed), int(count), limit, int(reset_us) / 1_000_000)
+        fetched = {key: _bytes(value) for key, value in zip(also_get, values, strict=True)}
+        return Admission(_windows(flat, limits), fetched)
+
+    async def peek(self, limits: Sequence[Limit]) -> list[Window]:
+        peeked = [replace(limit, cost=0) for limit in limits]
+        keys, args = _script_input(peeked, None, record=False)
+        (flat,) = await self.hot.evalsha(self._admit, keys, args)
+        return _windows(flat, peeked)
+
+    async def settle(self, limit: Limit, delta: int) -> None:
+        args = [delta, limit.limit, int(limit.window_s * 1_000_000)]
+        await self.hot.evalsha(self._settle, [limit.key], args)
+
+    async def tallies(self, key: str) -> dict[str, int]:
+        raw = await self.client.hgetall(key)
+        return {_text(name): int(value) for name, value in raw.items()}
 
     async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
         return int(await self._add(keys=[key], args=[amount, max(1, int(ttl_s * 1000))]))
@@ -105,22 +200,62 @@ class RedisCounters:
         return await ping(self.client, self.url)
 
     async def close(self) -> None:
-        pass  # the shared client is closed by the backends
+        await self.hot.close()  # the shared redis-py client is closed by the backends
+
+
+def _script_input(
+    limits: Sequence[Limit], tally: Tally | None, *, record: bool
+) -> tuple[list[str], list[str | int]]:
+    keys = [tally.key if tally else limits[0].key, *(limit.key for limit in limits)]
+    args: list[str | int] = [
+        tally.field if tally else "",
+        int((tally.ttl_s if tally else 1) * 1000),
+        int(record),
+    ]
+    for limit in limits:
+        args += [limit.kind, limit.limit, int(limit.window_s * 1_000_000), limit.cost]
+    return keys, args
+
+
+def _windows(flat: Sequence[int], limits: Sequence[Limit]) -> list[Window]:
+    return [
+        Window(bool(flat[i]), int(flat[i + 1]), limit.limit, int(flat[i + 2]) / 1_000_000)
+        for i, limit in zip(range(0, len(flat), 3), limits, strict=True)
+    ]
+
+
+def _reply(value: object) -> bytes | None:
+    """A hot-path reply: an error reply is raised, a bulk string returned as bytes."""
+    if isinstance(value, Exception):
+        raise value
+    return value if isinstance(value, bytes) else None
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    if value is None:
+        return None
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisCache:
-    def __init__(self, client: aioredis.Redis, url: str) -> None:
+    """Lookups and writes on the pipelined hot-path connection; invalidation through redis-py."""
+
+    def __init__(self, client: aioredis.Redis, url: str, hot: PipelinedRedis | None = None):
         self.client = client
         self.url = url
+        self.hot = hot or PipelinedRedis(url)
 
     async def get(self, key: str) -> bytes | None:
-        value = await self.client.get(key)
-        if value is None:
-            return None
-        return value if isinstance(value, bytes) else value.encode()
+        (value,) = await self.hot.execute(("GET", key))
+        return _reply(value)
 
     async def set(self, key: str, value: bytes, *, ttl_s: float) -> None:
-        await self.client.set(key, value, px=max(1, int(ttl_s * 1000)))
+        (reply,) = await self.hot.execute(("SET", key, value, "PX", max(1, int(ttl_s * 1000))))
+        _reply(reply)
 
     async def clear(self, prefix: str) -> int:
         removed = 0
@@ -132,7 +267,7 @@ class RedisCache:
         return await ping(self.client, self.url)
 
     async def close(self) -> None:
-        pass
+        await self.hot.close()
 
 
 async def _scan_batches(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from sidecar.backends import Backends, UsageStore
+from sidecar.backends.guarded import GuardedCounters
 from sidecar.backends.jobs import RedisJobs
 from sidecar.backends.memory import MemoryCache, MemoryCounters, MemoryJobs
 from sidecar.backends.redis import RedisCache, RedisCounters, connect, ping, redacted
+from sidecar.backends.resp import PipelinedRedis
 from sidecar.backends.usage import PostgresUsage, SqliteUsage
 from sidecar.config import Settings
 
@@ -36,17 +38,22 @@ async def open_backends(settings: Settings) -> Backends:
         return Backends(MemoryCounters(), cache, usage, MemoryJobs())
 
     url = settings.redis_url
-    client = connect(url, timeout_s=settings.backends.redis_timeout_ms / 1000)
+    timeout_s = settings.backends.redis_timeout_ms / 1000
+    client = connect(url, timeout_s=timeout_s)
     health = await ping(client, url)
     if health.status != "healthy":
         log.error(
             "Redis at %s is unreachable (%s); /readyz reports it", redacted(url), health.message
         )
+    hot = PipelinedRedis(url, timeout_s=timeout_s)  # the request path's one connection
     backends = Backends(
-        RedisCounters(client, url),
-        RedisCache(client, url),
+        # A dead Redis must not stop limiting: fail open to in-process limits, per instance.
+        GuardedCounters(
+            RedisCounters(client, url, hot), cooldown_s=settings.backends.redis_cooldown_s
+        ),
+        RedisCache(client, url, hot),
         usage,
-        RedisJobs(url),
+        RedisJobs(url),  # BullMQ's own "bull" prefix, so Node apps see the same queues
     )
     backends.closers.append(client.aclose)
     return backends

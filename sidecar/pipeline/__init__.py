@@ -13,11 +13,15 @@ telemetry, outermost, sees the stream last, as the client will. A stage that tra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sidecar.pipeline.base import Next, Stage, compose
 from sidecar.pipeline.body import ReadBody
+from sidecar.pipeline.cache import ResponseCache
 from sidecar.pipeline.call import UpstreamCall
 from sidecar.pipeline.envelope import ErrorEnvelope
 from sidecar.pipeline.identity import Identify
+from sidecar.pipeline.ratelimit import RateLimitStage
 from sidecar.pipeline.resilience import Resilience
 from sidecar.pipeline.routing import Router
 from sidecar.pipeline.telemetry import AttemptSpan, RequestTelemetry
@@ -25,22 +29,34 @@ from sidecar.pipeline.usage import CaptureUsage
 from sidecar.runtime import Runtime
 
 
-def build_pipeline(rt: Runtime) -> Next:
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    handle: Next  # the request's way through every stage
+    cache: ResponseCache  # for DELETE /sidecar/cache (it knows the answers still in flight)
+
+
+def build_pipeline(rt: Runtime) -> Pipeline:
     settings = rt.settings
     observe = settings.telemetry.enabled
     router = Router(settings)
+    cache = ResponseCache(rt)
     stages: list[Stage | None] = [
         RequestTelemetry(rt.telemetry) if observe else None,  # server span, metrics, stats
         ErrorEnvelope(),  # any error below becomes the OpenAI error envelope
         ReadBody(settings.limits.max_body_bytes),  # size limit, JSON parsing
         Identify(settings),  # user, operation, priority, model, stream
+        # requests per user x operation, tokens per user x model; one Redis round trip that
+        # also fetches the cache entry
+        RateLimitStage(rt, lookahead=cache.key_for),
+        cache,  # answer from the response cache; store the upstream's answer after the reply
         router,  # provider for the model
         # retries, fallback chains, circuit breakers, one deadline for all of them
         Resilience(rt, router.provider_for),
         AttemptSpan(rt.telemetry) if observe else None,  # client span per upstream attempt
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]
-    return compose([stage for stage in stages if stage is not None], UpstreamCall(rt.transport))
+    handle = compose([stage for stage in stages if stage is not None], UpstreamCall(rt.transport))
+    return Pipeline(handle, cache)
 
 
-__all__ = ["Next", "Stage", "build_pipeline", "compose"]
+__all__ = ["Next", "Pipeline", "Stage", "build_pipeline", "compose"]

@@ -80,7 +80,12 @@ class RequestTelemetry:
         hit = ex.cache == "HIT"
         metrics, batch = self.t.metrics, self.t.batch
         labels = self.t.labels(ex)
-        outcome = n.OUTCOME_CACHE_HIT if hit else (n.OUTCOME_SUCCESS if ok else n.OUTCOME_ERROR)
+        if ex.limited_by is not None:
+            outcome = n.OUTCOME_RATE_LIMITED
+        elif hit:
+            outcome = n.OUTCOME_CACHE_HIT
+        else:
+            outcome = n.OUTCOME_SUCCESS if ok else n.OUTCOME_ERROR
         batch.add(
             metrics.requests,
             1,
@@ -103,7 +108,7 @@ class RequestTelemetry:
             slow=slow,
             cost_micros=int(ex.cost_usd * 1_000_000) if ex.cost_usd else 0,
             fingerprint=hash(ex.raw_body) if ex.model is not None else 0,
-            error_code=None if ok else ex.error_code or f"HTTP_{status}",
+            error_code=None if ok else _stats_code(ex, status),
         )
         if span.is_recording():  # with no exporter configured, spans are not recorded at all
             span.set_attributes(self._attributes(ex, status))
@@ -198,6 +203,12 @@ class _RequestStream:
             self.ex.error_code = self.ex.error_code or "client_closed"
         self.stage._finish(self.ex, self.span, self.status, self.first_chunk_s)
         return NO_EVENTS
+
+
+def _stats_code(ex: Exchange, status: int) -> str:
+    if ex.limited_by is not None:
+        return n.RATE_LIMITED_CODE  # ours, not the provider's RATE_LIMIT
+    return ex.error_code or f"HTTP_{status}"
 
 
 def _trace_id(span: Span) -> str | None:

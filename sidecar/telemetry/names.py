@@ -47,6 +47,8 @@ SIDECAR_DURATION_MS: Final = "sidecar.duration_ms"
 EVENT_RETRY: Final = "sidecar.retry"
 EVENT_FALLBACK: Final = "sidecar.fallback"
 EVENT_SLOW_OPERATION: Final = "sidecar.slow_operation"
+EVENT_CACHE_HIT: Final = "sidecar.cache_hit"
+EVENT_RATE_LIMITED: Final = "sidecar.rate_limited"
 EVENT_STREAM_ERROR: Final = "sidecar.stream_error"
 
 # --- metrics: GenAI client semantic conventions -------------------------------------------------
@@ -59,6 +61,8 @@ SIDECAR_REQUESTS: Final = "sidecar.requests"
 SIDECAR_OVERHEAD: Final = "sidecar.overhead"
 SIDECAR_COST: Final = "sidecar.cost"
 SIDECAR_FALLBACKS: Final = "sidecar.fallbacks"
+SIDECAR_CACHE_LOOKUPS: Final = "sidecar.cache.lookups"
+SIDECAR_RATELIMIT_REJECTIONS: Final = "sidecar.ratelimit.rejections"
 SIDECAR_RETRIES: Final = "sidecar.retries"
 SIDECAR_SLOW_OPERATIONS: Final = "sidecar.slow_operations"
 SIDECAR_CIRCUIT_STATE: Final = "sidecar.circuit.state"
@@ -71,6 +75,8 @@ LABEL_MODEL: Final = SIDECAR_MODEL
 LABEL_OUTCOME: Final = SIDECAR_OUTCOME
 LABEL_ERROR_CODE: Final = SIDECAR_ERROR_CODE
 LABEL_PROVIDER: Final = GEN_AI_PROVIDER_NAME
+LABEL_CACHE_RESULT: Final = "sidecar.cache.result"
+LABEL_LIMIT: Final = "sidecar.limit"  # which limit refused: requests | tokens
 
 # --- histogram buckets (semantic conventions; set explicitly) -----------------------------------
 # 0.01 s doubling to 81.92 s.
@@ -87,6 +93,9 @@ OTHER: Final = "other"
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_ERROR: Final = "error"
 OUTCOME_CACHE_HIT: Final = "cache_hit"
+OUTCOME_RATE_LIMITED: Final = "rate_limited"  # refused by the sidecar's own rate limit
+# Recorded in the report's statistics for the sidecar's own refusals (not the provider's 429).
+RATE_LIMITED_CODE: Final = "RATE_LIMITED"
 
 # Models we always keep as their own metric label; anything else configured is added at start-up
 # and every other name is folded into "other" so a typo cannot explode a time series count.

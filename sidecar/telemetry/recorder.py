@@ -160,3 +160,27 @@ class Telemetry:
                 "sidecar.fallback.to": self.models.fold(target),
             },
         )
+
+    def cache_lookup(self, ex: Exchange, *, hit: bool) -> None:
+        if hit:
+            self.event(n.EVENT_CACHE_HIT)
+        self.batch.add(
+            self.metrics.cache_lookups,
+            1,
+            {n.LABEL_OPERATION: ex.operation, n.LABEL_CACHE_RESULT: "hit" if hit else "miss"},
+        )
+
+    def rate_limited(self, ex: Exchange, *, limit: int, retry_after_s: float, kind: str) -> None:
+        self.event(
+            n.EVENT_RATE_LIMITED,
+            {
+                "sidecar.limit": kind,
+                "sidecar.limit.value": limit,
+                "sidecar.retry_after_s": retry_after_s,
+            },
+        )
+        self.batch.add(
+            self.metrics.ratelimit_rejections,
+            1,
+            {n.LABEL_OPERATION: ex.operation, n.LABEL_LIMIT: kind},
+        )

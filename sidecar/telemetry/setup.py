@@ -98,6 +98,10 @@ class Instruments:
         self.cost: Counter = counter(n.SIDECAR_COST, "{USD}", "Model cost in US dollars")
         self.fallbacks: Counter = counter(n.SIDECAR_FALLBACKS, "{fallback}", "Model fallbacks")
         self.retries: Counter = counter(n.SIDECAR_RETRIES, "{retry}", "Upstream retries")
+        self.cache_lookups: Counter = counter(n.SIDECAR_CACHE_LOOKUPS, "{lookup}", "Cache lookups")
+        self.ratelimit_rejections: Counter = counter(
+            n.SIDECAR_RATELIMIT_REJECTIONS, "{request}", "Requests refused by a rate limit"
+        )
         self.slow_operations: Counter = counter(
             n.SIDECAR_SLOW_OPERATIONS, "{request}", "Requests slower than their slow_ms"
         )

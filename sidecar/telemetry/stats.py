@@ -26,6 +26,7 @@ CLIENT_ERROR_CODES = frozenset(
         "UNAUTHORIZED",
         "client_closed",  # the client hung up mid-stream
         "CancelledError",  # the client hung up before the answer (handler cancelled)
+        "RATE_LIMITED",  # the sidecar's own rate limit: the app sent more than it may
     }
 )
 # Pass-through answers (recorded as HTTP_<status>) in the 4xx range that are still the provider's

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from sidecar.backends import CacheStore
 from sidecar.backends.memory import MemoryCache
 from sidecar.backends.redis import RedisCache
-from tests.backends.conftest import REDIS_URL
+from tests.helpers import REDIS_URL
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -20,7 +20,9 @@ async def cache(
     if request.param == "memory":
         yield MemoryCache(), key_prefix
     else:
-        yield RedisCache(redis_client, REDIS_URL), key_prefix
+        store = RedisCache(redis_client, REDIS_URL)
+        yield store, key_prefix
+        await store.close()
 
 
 async def test_values_round_trip_and_clear_by_prefix(cache: tuple[CacheStore, str]) -> None:

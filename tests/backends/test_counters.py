@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
 
-from sidecar.backends import Counters
+from sidecar.backends import Counters, Limit, Tally, Window
 from sidecar.backends.memory import MemoryCounters
 from sidecar.backends.redis import RedisCounters
-from tests.backends.conftest import REDIS_URL
+from tests.helpers import REDIS_URL
+
+
+async def hit(backend: Counters, key: str, limit: int, window_s: float, cost: int = 1) -> Window:
+    """One sliding-log limit, admitted or not."""
+    (window,) = (await backend.admit([Limit(key, limit, window_s, cost)])).windows
+    return window
 
 
 class Clock:
@@ -29,14 +36,16 @@ async def counters(
     if request.param == "memory":
         yield MemoryCounters(), key_prefix
     else:
-        yield RedisCounters(redis_client, REDIS_URL), key_prefix
+        backend = RedisCounters(redis_client, REDIS_URL)
+        yield backend, key_prefix
+        await backend.close()
 
 
 async def test_a_window_admits_exactly_its_limit(counters: tuple[Counters, str]) -> None:
     """Five per minute: five hits are admitted, the sixth is refused with a reset time."""
     backend, prefix = counters
     key = prefix + "{alice}:chat"
-    decisions = [await backend.hit(key, limit=5, window_s=60) for _ in range(6)]
+    decisions = [await hit(backend, key, 5, 60) for _ in range(6)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False]
     assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
     assert 59 < decisions[-1].reset_s <= 60
@@ -48,11 +57,11 @@ async def test_a_cost_larger_than_what_is_left_is_refused_whole(
     """Token-style hits: 8 of 10 used, a hit of 3 is refused and records nothing."""
     backend, prefix = counters
     key = prefix + "{bob}:tokens"
-    assert (await backend.hit(key, limit=10, window_s=60, cost=8)).allowed
-    refused = await backend.hit(key, limit=10, window_s=60, cost=3)
+    assert (await hit(backend, key, 10, 60, 8)).allowed
+    refused = await hit(backend, key, 10, 60, 3)
     assert not refused.allowed
     assert refused.count == 8
-    assert (await backend.hit(key, limit=10, window_s=60, cost=2)).allowed
+    assert (await hit(backend, key, 10, 60, 2)).allowed
 
 
 async def test_concurrent_hits_from_two_instances_never_exceed_the_limit(
@@ -60,12 +69,14 @@ async def test_concurrent_hits_from_two_instances_never_exceed_the_limit(
 ) -> None:
     """Two sidecars (two Redis clients) racing 60 hits at a limit of 20 admit exactly 20."""
     other = aioredis.from_url(REDIS_URL)
+    first, second = RedisCounters(redis_client, REDIS_URL), RedisCounters(other, REDIS_URL)
     try:
-        first, second = RedisCounters(redis_client, REDIS_URL), RedisCounters(other, REDIS_URL)
         key = key_prefix + "{carol}:chat"
-        hits = [(first if i % 2 else second).hit(key, limit=20, window_s=60) for i in range(60)]
+        hits = [hit(first if i % 2 else second, key, 20, 60) for i in range(60)]
         decisions = await asyncio.gather(*hits)
     finally:
+        await first.close()
+        await second.close()
         await other.aclose()
     assert sum(d.allowed for d in decisions) == 20
 
@@ -76,7 +87,8 @@ async def test_redis_window_keys_expire_with_their_window(
     """Every key the script writes carries an expiry no longer than the window."""
     backend = RedisCounters(redis_client, REDIS_URL)
     key = key_prefix + "{dave}:chat"
-    await backend.hit(key, limit=3, window_s=30)
+    await hit(backend, key, 3, 30)
+    await backend.close()
     assert 0 < await redis_client.pttl(key) <= 30_000
 
 
@@ -84,13 +96,13 @@ async def test_the_in_process_window_slides() -> None:
     """A hit leaves the window exactly window_s after it was made, not at a fixed boundary."""
     clock = Clock()
     backend = MemoryCounters(clock=clock)
-    assert (await backend.hit("k", limit=2, window_s=10)).allowed
+    assert (await hit(backend, "k", 2, 10)).allowed
     clock.now += 6
-    assert (await backend.hit("k", limit=2, window_s=10)).allowed
+    assert (await hit(backend, "k", 2, 10)).allowed
     clock.now += 3.9  # 9.9 s after the first hit: both still inside
-    assert not (await backend.hit("k", limit=2, window_s=10)).allowed
+    assert not (await hit(backend, "k", 2, 10)).allowed
     clock.now += 0.1  # the first hit has left; the second stays for 6 s more
-    decision = await backend.hit("k", limit=2, window_s=10)
+    decision = await hit(backend, "k", 2, 10)
     assert decision.allowed
     assert decision.reset_s == pytest.approx(6.0)
 
@@ -113,6 +125,68 @@ async def test_in_process_counters_expire_and_stay_bounded() -> None:
     clock.now += 1
     assert await backend.read("spent") == 0
     for i in range(100):
-        await backend.hit(f"user-{i}", limit=1, window_s=1)
+        await hit(backend, f"user-{i}", 1, 1)
         clock.now += 1
     assert len(backend._logs) <= 10
+
+
+async def test_a_decision_over_several_limits_records_all_or_nothing(
+    counters: tuple[Counters, str],
+) -> None:
+    """Requests have room but tokens do not: neither is recorded, and the tally says limited."""
+    backend, prefix = counters
+    requests = Limit(prefix + "{frank}:chat", 10, 60)
+    tokens = Limit(prefix + "{frank}:tokens", 1000, 60, cost=800, kind="gcra")
+    tally = Tally(prefix + "{frank}:tally", "chat")
+    assert (await backend.admit([requests, tokens], tally)).allowed
+    admission = await backend.admit([requests, replace(tokens, cost=300)], tally)
+    refused = admission.windows
+    assert not admission.allowed
+    assert [w.allowed for w in refused] == [True, False]  # each limit's own verdict
+    assert refused[0].count == 1  # the refused request was not recorded
+    assert refused[1].count == 800
+    assert 0 < refused[1].reset_s <= 60 * 100 / 1000 + 0.5  # until 100 tokens are free again
+    assert await backend.tallies(prefix + "{frank}:tally") == {
+        "chat:requests": 2,
+        "chat:limited": 1,
+    }
+
+
+async def test_tokens_settle_to_the_real_usage(counters: tuple[Counters, str]) -> None:
+    """A reservation of 900 tokens that used 100 gives 800 back to the window."""
+    backend, prefix = counters
+    tokens = Limit(prefix + "{gina}:tokens", 1000, 60, cost=900, kind="gcra")
+    await backend.admit([tokens])
+    assert not (await backend.admit([replace(tokens, cost=500)])).allowed
+    await backend.settle(tokens, 100 - 900)
+    (window,) = (await backend.admit([replace(tokens, cost=500)])).windows
+    assert window.allowed
+    assert 595 <= window.count <= 601
+
+
+async def test_peek_records_nothing(counters: tuple[Counters, str]) -> None:
+    """peek() shows the window without spending from it."""
+    backend, prefix = counters
+    requests = Limit(prefix + "{hal}:chat", 2, 60)
+    await backend.admit([requests])
+    for _ in range(3):
+        (window,) = await backend.peek([requests])
+        assert (window.count, window.remaining) == (1, 1)
+
+
+async def test_a_lookup_rides_along_with_the_decision_in_redis(
+    key_prefix: str, redis_client: aioredis.Redis
+) -> None:
+    """also_get reads cache keys in the same round trip (a pipeline) as the limit script."""
+    backend = RedisCounters(redis_client, REDIS_URL)
+    await redis_client.set(key_prefix + "cache:a", b"cached answer")
+    admission = await backend.admit(
+        [Limit(key_prefix + "{ivy}:chat", 5, 60)],
+        also_get=[key_prefix + "cache:a", key_prefix + "cache:missing"],
+    )
+    await backend.close()
+    assert admission.allowed
+    assert admission.fetched == {
+        key_prefix + "cache:a": b"cached answer",
+        key_prefix + "cache:missing": None,
+    }

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from sidecar.backends import JobQueue
 from sidecar.backends.jobs import RedisJobs
 from sidecar.backends.memory import MemoryJobs
-from tests.backends.conftest import REDIS_URL
+from tests.helpers import REDIS_URL
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -11,7 +11,7 @@ import pytest
 from sidecar.backends import UsageRecord, UsageStore
 from sidecar.backends.setup import open_usage_store
 from sidecar.backends.usage import PostgresUsage, SqliteUsage
-from tests.backends.conftest import scratch_database
+from tests.helpers import scratch_database
 
 T0 = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 

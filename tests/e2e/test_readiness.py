@@ -55,7 +55,7 @@ async def test_an_unreachable_redis_degrades_readiness_and_requests_still_work(
     assert status == 200
     assert body["status"] == "degraded"
     rate_limit = body["services"]["rate_limit"]
-    assert rate_limit["status"] == "unhealthy"
+    assert rate_limit["status"] == "degraded"  # limits go on in process meanwhile
     assert str(unused_tcp_port) in rate_limit["message"]
     assert "hunter2" not in str(body)  # the password never shows
     async with openai.AsyncOpenAI(

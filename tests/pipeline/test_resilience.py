@@ -257,7 +257,7 @@ async def test_retry_budget_caps_retries_under_a_failure_burst(
     sim.config.faults = Faults(rate_503=1.0)
     server = await make_sidecar(
         url,
-        operations=NO_FALLBACKS,
+        operations={"chat": {"fallbacks": [], "rate_limit": None}},  # 60 requests from one user
         resilience={"breaker": {"consecutive_failures": 10_000, "min_calls": 10_000}},
     )
     requests = 60

@@ -55,7 +55,7 @@ async def test_percentiles_follow_the_simulators_latency(
     """With a 20 ms median upstream, the report's p50 is 20 ms plus a little, not more."""
     sim.config.latency_ms = 20
     sim.config.latency_sigma = 0.3
-    observed = await observe()
+    observed = await observe(operations={"chat": {"rate_limit": None}})  # many requests
     async with observed.client:
         for _ in range(40):
             await observed.client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
