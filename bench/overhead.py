@@ -78,7 +78,15 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness.load import CHAT, Targets, make_session, sequential, streaming, throughput
+from bench.harness.load import (
+    CHAT,
+    Targets,
+    make_session,
+    rotate_users,
+    sequential,
+    streaming,
+    throughput,
+)
 from bench.harness.meters import MachineMeter, settle
 from bench.harness.open_loop import open_loop
 from bench.harness.report import (
@@ -123,6 +131,7 @@ class Plan:
     upstream_latency_ms: float
     budget_s: float  # per one-at-a-time section (sequential, streaming)
     json_path: Path
+    limits: str | None = None  # rate limit + cache on: "memory" or a Redis URL
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -187,7 +196,7 @@ def metadata(plan: Plan, sim: Server, sidecar: Server) -> dict[str, Any]:
         "event_loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "plan": plan_dict,
         "sidecar_source_sha256": source_digest(),
-        "sidecar_config": sidecar_config(sim.port),
+        "sidecar_config": sidecar_config(sim.port, plan.limits),
         "otel_env": sorted(k for k in os.environ if k.startswith("OTEL_")),
         "request_body": CHAT,
         "pids": {"simulator": sim.proc.pid, "sidecar": sidecar.proc.pid},
@@ -204,7 +213,12 @@ def _cancel_on_sigterm() -> None:
 
 async def bench(plan: Plan) -> dict[str, Any]:
     _cancel_on_sigterm()
-    with simulator_and_sidecar(plan.upstream_latency_ms, plan.chunk_delay_ms) as (sim, sidecar):
+    if plan.limits is not None:
+        rotate_users()
+    with simulator_and_sidecar(plan.upstream_latency_ms, plan.chunk_delay_ms, plan.limits) as (
+        sim,
+        sidecar,
+    ):
         async with make_session() as session:
             await wait_ready(session, sim)
             await wait_ready(session, sidecar)
@@ -251,6 +265,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-delay-ms", type=float, default=5.0, help="simulator SSE gap")
     parser.add_argument("--upstream-latency-ms", type=float, default=0.0, help="simulator latency")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    parser.add_argument(
+        "--limits",
+        metavar="memory|REDIS_URL",
+        help="turn on chat's rate limit and response cache (in process, or in this Redis); "
+        "each request then comes from a new user, so nothing is refused and every lookup misses",
+    )
     return parser.parse_args(argv)
 
 
@@ -272,6 +292,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         upstream_latency_ms=args.upstream_latency_ms,
         budget_s=30.0 if quick else 180.0,
         json_path=args.json,
+        limits=args.limits,
         extra={"quick": quick},
     )
 

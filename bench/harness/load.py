@@ -8,9 +8,10 @@ means to the simulator, "proxied" through the sidecar, with the same small chat 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -55,10 +56,20 @@ def make_session() -> aiohttp.ClientSession:
     )
 
 
+# The headers of the next request: the same for every request unless rotate_users() is called.
+_headers: list[Iterator[dict[str, str]]] = [itertools.repeat(HEADERS)]
+
+
+def rotate_users() -> None:
+    """From now on every request comes from a new user (X-Sidecar-User), so per-user limits
+    never refuse and per-user cache entries never hit: their cost, not their effect."""
+    _headers[0] = ({**HEADERS, "X-Sidecar-User": f"user-{n}"} for n in itertools.count())
+
+
 async def post(session: aiohttp.ClientSession, url: str) -> tuple[int, str | None]:
     """POST the chat body and read the whole answer: (status or 0 on failure, overhead header)."""
     try:
-        async with session.post(url, data=CHAT_BODY, headers=HEADERS) as resp:
+        async with session.post(url, data=CHAT_BODY, headers=next(_headers[0])) as resp:
             await resp.read()
             return resp.status, resp.headers.get(OVERHEAD_HEADER)
     except _FAILURES:
@@ -77,7 +88,7 @@ async def post_stream(session: aiohttp.ClientSession, url: str) -> tuple[float, 
     """A streamed chat request: (time to first body bytes, time to end) or None on failure."""
     start = time.perf_counter()
     try:
-        async with session.post(url, data=STREAM_BODY, headers=HEADERS) as resp:
+        async with session.post(url, data=STREAM_BODY, headers=next(_headers[0])) as resp:
             first = await resp.content.readany()
             ttfc = time.perf_counter() - start
             await resp.content.read()

@@ -87,20 +87,36 @@ def start_simulator(workdir: Path, latency_ms: float, chunk_delay_ms: float) -> 
     return _spawn("simulator", args, port, "/v1/models", workdir)
 
 
-def sidecar_config(upstream_port: int) -> dict[str, Any]:
-    """Everything that is not what we measure is switched off: no rate limit, no cache."""
-    return {
+def sidecar_config(upstream_port: int, limits: str | None = None) -> dict[str, Any]:
+    """By default everything that is not the proxy core is off: no rate limit, no cache.
+
+    ``limits`` ("memory" or a Redis URL) turns on what an app would run with: a request and a
+    token limit on chat and its response cache. The load generator then sends each request as
+    a new user (``load.rotate_users``), so limits never refuse and every lookup misses.
+    """
+    config: dict[str, Any] = {
         "providers": {
             "sim": {"base_url": f"http://{HOST}:{upstream_port}/v1", "api_key_env": None}
         },
         "database_url": "sqlite:///:memory:",
         "operations": {"chat": {"rate_limit": None, "cache_ttl_s": 0}},
     }
+    if limits is not None:
+        config["operations"]["chat"] = {
+            "rate_limit": {"requests": 600, "per_s": 60, "tokens": 10_000_000},
+            "cache_ttl_s": 60,
+            "fallbacks": [],
+        }
+        if limits != "memory":
+            config["redis_url"] = limits
+            config["backends"] = {"redis_prefix": f"sidecar-bench:{os.getpid()}:"}
+    return config
 
 
-def start_sidecar(workdir: Path, upstream_port: int) -> Server:
+def start_sidecar(workdir: Path, upstream_port: int, limits: str | None = None) -> Server:
     config = workdir / "sidecar.yaml"
-    config.write_text(json.dumps(sidecar_config(upstream_port), indent=2), encoding="utf-8")
+    text = json.dumps(sidecar_config(upstream_port, limits), indent=2)
+    config.write_text(text, encoding="utf-8")
     port = free_port()
     args = ["serve", "--config", str(config), "--host", HOST, "--port", str(port)]
     return _spawn("sidecar", args, port, "/healthz", workdir)
@@ -108,7 +124,7 @@ def start_sidecar(workdir: Path, upstream_port: int) -> Server:
 
 @contextlib.contextmanager
 def simulator_and_sidecar(
-    latency_ms: float, chunk_delay_ms: float
+    latency_ms: float, chunk_delay_ms: float, limits: str | None = None
 ) -> Iterator[tuple[Server, Server]]:
     """The simulator and the sidecar in front of it, stopped however the run ends."""
     with (
@@ -118,7 +134,7 @@ def simulator_and_sidecar(
         workdir = Path(tmp)
         sim = start_simulator(workdir, latency_ms, chunk_delay_ms)
         stack.callback(sim.stop)
-        sidecar = start_sidecar(workdir, sim.port)
+        sidecar = start_sidecar(workdir, sim.port, limits)
         stack.callback(sidecar.stop)
         yield sim, sidecar
 
