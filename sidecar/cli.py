@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -28,7 +29,7 @@ from sidecar.config import Admin, ConfigError, Provider, Settings, load_settings
 from sidecar.demo import run_demo
 from sidecar.server import create_app
 from sidecar.simulator import Faults, SimulatorConfig, run_simulator
-from sidecar.telemetry.render import parse_report, print_report
+from sidecar.telemetry.render import parse_report, print_report, print_usage
 from sidecar.telemetry.setup import ExportWarnings
 
 T = TypeVar("T")
@@ -125,6 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print the raw JSON instead")
     report.set_defaults(run=_report)
+
+    usage = command("usage", "print a user's cost report (by model, budget, advice)")
+    usage.add_argument("--user", required=True, help="the user (X-Sidecar-User) to report on")
+    usage.add_argument(
+        "--period", choices=("day", "week", "month"), default="month", help="calendar period, UTC"
+    )
+    usage.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="the sidecar's base URL, with or without the trailing /v1",
+    )
+    usage.add_argument("--config", help="the sidecar's YAML config (for admin.token_env)")
+    usage.add_argument("--json", action="store_true", help="print the raw JSON instead")
+    usage.set_defaults(run=_usage)
 
     check = command("check-config", "validate a config file")
     check.add_argument("file", help="the YAML config file to check")
@@ -279,6 +294,28 @@ async def fetch_report(endpoint: str, admin: Admin) -> bytes:
     if status != 200:
         raise ReportError(f"{endpoint} answered HTTP {status}: {body[:200]!r}")
     return body
+
+
+def _usage(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    query = urlencode({"user": args.user, "period": args.period})
+    endpoint = args.url.rstrip("/").removesuffix("/v1") + "/sidecar/usage?" + query
+    try:
+        body = run_async(fetch_report(endpoint, settings.admin))
+        report = orjson.loads(body)
+        if not isinstance(report, dict) or "by_model" not in report:
+            raise ValueError
+    except ReportError as exc:
+        print(f"llm-sidecar: {exc}", file=sys.stderr)
+        return 1
+    except ValueError:
+        print(f"llm-sidecar: {endpoint} did not answer with a usage report.", file=sys.stderr)
+        return 1
+    if args.json:
+        print(body.decode())
+    else:
+        print_usage(report, Console())
+    return 0
 
 
 def _unauthorized(endpoint: str, token_env: str, *, sent: bool) -> str:

@@ -92,6 +92,8 @@ class Operation(_Strict):
     cache_scope: Literal["user", "tenant", "global"] = "user"
     slow_ms: int | None = Field(None, gt=0)
     fallbacks: list[str] = Field(default_factory=list)
+    # A fallback priced above the requested model is skipped unless this allows it.
+    allow_pricier_fallbacks: bool = False
     priority: Priority = "normal"
     max_attempts: int = Field(3, ge=1, le=10)
     deadline_s: float | None = Field(None, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from sidecar.stream import CLIENT_GONE, StreamEnd, end_observers
 
 if TYPE_CHECKING:
     from sidecar.stream import StreamObserver
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -133,6 +137,9 @@ class Reply:
     # Releases the upstream connection even if ``stream`` never started (closing a generator
     # that never ran does not run its ``finally``).
     release: Callable[[], None] | None = None
+    # Awaited when the stream ends, before the observers' trailing events go out: work that
+    # must be done before the client sees the end (the usage record's commit).
+    finishers: list[Callable[[StreamEnd], Awaitable[None]]] = field(default_factory=list)
     _json: dict[str, Any] | None = None
     _finished: bool = False
 
@@ -157,6 +164,11 @@ class Reply:
         finally:
             if self.release is not None:
                 self.release()
+            for finisher in self.finishers:
+                try:
+                    await finisher(end)
+                except Exception:  # the observers must still hear the end
+                    log.exception("finishing the reply failed")
             tail = end_observers(self.observers, end)
         return tail
 

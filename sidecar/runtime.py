@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sidecar.backends import Backends
 from sidecar.backends.setup import open_backends
+from sidecar.backends.usage import sqlite_path
 from sidecar.background import Background
 from sidecar.config import ConfigError, Settings
+from sidecar.pricing import Pricing
 from sidecar.telemetry.recorder import Telemetry
 from sidecar.telemetry.setup import OtelProviders
 from sidecar.upstream.breaker import Breakers, RetryBudget
 from sidecar.upstream.probe import UpstreamProbe
 from sidecar.upstream.transport import HttpTransport, Transport
+from sidecar.usage_log import UsageLog, journal_path_for
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,8 @@ class Runtime:
     backends: Backends
     background: Background
     probe: UpstreamProbe
+    pricing: Pricing
+    usage_log: UsageLog
     sleep: Sleep
 
     @classmethod
@@ -75,21 +82,26 @@ class Runtime:
             ttl_s=settings.health.probe_ttl_s,
             timeout_s=settings.health.probe_timeout_s,
         )
+        backends = parts.backends or await open_backends(settings)
+        usage_log = UsageLog(backends.usage, _journal_path(settings.database_url))
         rt = cls(
             settings=settings,
             transport=transport,
             telemetry=telemetry,
             breakers=breakers,
             budget=budget,
-            backends=parts.backends or await open_backends(settings),
+            backends=backends,
             background=background,
             probe=probe,
+            pricing=Pricing.load(settings.pricing_file),
+            usage_log=usage_log,
             sleep=parts.sleep or asyncio.sleep,
         )
         telemetry.observe_circuits(breakers.states)
         telemetry.observe_background(background)
         background.start()
         telemetry.start(background)
+        await usage_log.start()
         return rt
 
     async def health(self) -> dict[str, Any]:
@@ -97,14 +109,26 @@ class Runtime:
         services: dict[str, Any] = {"upstream": await self.probe.health()}
         for name, health in (await self.backends.health()).items():
             services[name] = health.as_dict()
+        if self.usage_log.spilled and services["database"]["status"] == "healthy":
+            services["database"]["status"] = "degraded"
+            services["database"]["message"] += "; usage records waiting in the local journal"
         return services
 
     async def close(self) -> None:
         """Finish work after the reply (bounded), then close backends, transport, telemetry."""
         await self.background.drain(self.settings.backends.drain_s)
+        await _quietly("usage log", self.usage_log.close(self.settings.backends.drain_s))
         await _quietly("backends", self.backends.close())
         await _quietly("transport", self.transport.close())
         await _quietly("telemetry", self.telemetry.close())
+
+
+def _journal_path(database_url: str) -> Path:
+    """Beside the database file; for an in-memory database (tests, the demo), which a crash
+    loses anyway, a fresh temporary directory so runs never share or leave a journal."""
+    if database_url.startswith("sqlite:") and sqlite_path(database_url) == ":memory:":
+        return Path(tempfile.mkdtemp(prefix="sidecar-journal-")) / "usage.pending.jsonl"
+    return journal_path_for(database_url)
 
 
 async def _quietly(name: str, closing: Awaitable[Any]) -> None:

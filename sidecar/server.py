@@ -26,6 +26,7 @@ from sidecar.pipeline.identity import is_valid_model
 from sidecar.pipeline.ratelimit import user_status
 from sidecar.runtime import Overrides, Runtime
 from sidecar.telemetry.report import build_report
+from sidecar.usage_report import build_usage, parse_period
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.router.add_get("/sidecar/report", report)
     app.router.add_get("/sidecar/ratelimit/{user}", ratelimit_status)
     app.router.add_delete("/sidecar/cache", cache_invalidate)
+    app.router.add_get("/sidecar/usage", usage)
     return app
 
 
@@ -148,6 +150,22 @@ async def cache_invalidate(request: web.Request) -> web.StreamResponse:
         )
     removed = await request.app[PIPELINE].cache.clear(operation)
     return web.json_response({"operation": operation, "removed": removed})
+
+
+@admin_only
+async def usage(request: web.Request) -> web.StreamResponse:
+    """A user's cost report for the current day, week or month (UTC)."""
+    user = request.query.get("user")
+    period = parse_period(request.query.get("period", "month"))
+    if not user or period is None:
+        raise SidecarError(
+            ErrorCode.INVALID_INPUT,
+            "GET /sidecar/usage needs ?user=U and period=day|week|month (default month).",
+            reason="bad_query",
+        )
+    costs = request.app[PIPELINE].costs
+    report = await build_usage(costs, user, period, datetime.now(UTC))
+    return web.json_response(report, dumps=_dumps)
 
 
 def _dumps(obj: object) -> str:

@@ -386,3 +386,27 @@ async def test_demo_reports_with_an_admin_token_set(
     out = capsys.readouterr().out
     assert "By operation" in out
     assert "client view: 12 requests" in out
+
+
+async def test_usage_prints_a_users_cost_by_model_as_tables(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """`llm-sidecar usage --user U --url .../v1` shows the user's requests, cost by model and
+    budget; a sidecar that is not there is one line, exit 1."""
+    server = await make_sidecar(
+        str(upstream.make_url("/v1")), operations={"chat": {"rate_limit": None}}
+    )
+    async with sdk(server) as client:
+        for _ in range(2):
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"X-Sidecar-User": "gus"}
+            )
+    url = str(server.make_url("/v1"))
+    finished = await run_cli("usage", "--user", "gus", "--period", "day", "--url", url)
+    assert (finished.code, finished.err) == (0, "")
+    assert "usage of gus this day" in finished.out
+    assert "gpt-4o-mini" in finished.out
+    assert "remaining" in finished.out
+    missing = await run_cli("usage", "--user", "gus", "--url", "http://127.0.0.1:9")
+    assert missing.code == 1
+    assert "Traceback" not in missing.err

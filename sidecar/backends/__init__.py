@@ -110,14 +110,19 @@ class Counters(Protocol):
         """Where the limits stand, recording nothing."""
         ...
 
-    async def settle(self, limit: Limit, delta: int) -> None:
-        """Correct a ``gcra`` reservation by ``delta`` units (negative: give back)."""
+    async def settle(self, corrections: Sequence[tuple[Limit, int]]) -> None:
+        """Correct ``gcra`` reservations by their deltas (negative: give back), in one go."""
         ...
 
     async def tallies(self, key: str) -> dict[str, int]: ...
 
     async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
         """Add to a plain counter that expires ``ttl_s`` after its last change; the new total."""
+        ...
+
+    async def reserve(self, key: str, amount: int, *, limit: int, ttl_s: float) -> tuple[bool, int]:
+        """Add ``amount`` only if the total stays within ``limit`` (atomically); whether it was
+        added, and the total afterwards (budgets: concurrent requests cannot overshoot)."""
         ...
 
     async def read(self, key: str) -> int: ...

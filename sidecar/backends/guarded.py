@@ -83,9 +83,9 @@ class GuardedCounters:
             lambda: self.primary.peek(limits), lambda: self.fallback.peek(limits)
         )
 
-    async def settle(self, limit: Limit, delta: int) -> None:
+    async def settle(self, corrections: Sequence[tuple[Limit, int]]) -> None:
         await self._call(
-            lambda: self.primary.settle(limit, delta), lambda: self.fallback.settle(limit, delta)
+            lambda: self.primary.settle(corrections), lambda: self.fallback.settle(corrections)
         )
 
     async def tallies(self, key: str) -> dict[str, int]:
@@ -97,6 +97,12 @@ class GuardedCounters:
         return await self._call(
             lambda: self.primary.add(key, amount, ttl_s=ttl_s),
             lambda: self.fallback.add(key, amount, ttl_s=ttl_s),
+        )
+
+    async def reserve(self, key: str, amount: int, *, limit: int, ttl_s: float) -> tuple[bool, int]:
+        return await self._call(
+            lambda: self.primary.reserve(key, amount, limit=limit, ttl_s=ttl_s),
+            lambda: self.fallback.reserve(key, amount, limit=limit, ttl_s=ttl_s),
         )
 
     async def read(self, key: str) -> int:

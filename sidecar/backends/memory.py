@@ -53,10 +53,12 @@ class MemoryCounters:
         now = self.clock()
         return [self._look(replace(limit, cost=0), now) for limit in limits]
 
-    async def settle(self, limit: Limit, delta: int) -> None:
-        tat = self._cells.get(limit.key)
-        if tat is not None:
-            self._cells[limit.key] = max(self.clock(), tat + delta * limit.window_s / limit.limit)
+    async def settle(self, corrections: Sequence[tuple[Limit, int]]) -> None:
+        now = self.clock()
+        for limit, delta in corrections:
+            tat = self._cells.get(limit.key)
+            if tat is not None:
+                self._cells[limit.key] = max(now, tat + delta * limit.window_s / limit.limit)
 
     async def tallies(self, key: str) -> dict[str, int]:
         return dict(self._tallies.get(key, {}))
@@ -119,6 +121,12 @@ class MemoryCounters:
         value += amount
         self._counts[key] = (value, now + ttl_s)
         return value
+
+    async def reserve(self, key: str, amount: int, *, limit: int, ttl_s: float) -> tuple[bool, int]:
+        current = await self.read(key)
+        if current + amount > limit:
+            return False, current
+        return True, await self.add(key, amount, ttl_s=ttl_s)
 
     async def read(self, key: str) -> int:
         value, expires = self._counts.get(key, (0, 0.0))

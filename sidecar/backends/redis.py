@@ -110,6 +110,16 @@ redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - no
 return 1
 """
 
+# KEYS[1] counter; ARGV amount, limit, ttl ms. Adds only within the limit; {added, total}.
+_RESERVE = """
+local total = tonumber(redis.call('GET', KEYS[1]) or '0')
+local amount = tonumber(ARGV[1])
+if total + amount > tonumber(ARGV[2]) then return {0, total} end
+total = redis.call('INCRBY', KEYS[1], amount)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, total}
+"""
+
 # KEYS[1] counter; ARGV amount, ttl ms.
 _ADD = """
 local value = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -158,7 +168,8 @@ class RedisCounters:
         self.hot = hot or PipelinedRedis(url)
         self._admit = self.hot.script(_ADMIT)
         self._settle = self.hot.script(_SETTLE)
-        self._add = client.register_script(_ADD)
+        self._reserve = self.hot.script(_RESERVE)
+        self._add = self.hot.script(_ADD)
 
     @property
     def degraded(self) -> bool:
@@ -181,20 +192,33 @@ class RedisCounters:
         (flat,) = await self.hot.evalsha(self._admit, keys, args)
         return _windows(flat, peeked)
 
-    async def settle(self, limit: Limit, delta: int) -> None:
-        args = [delta, limit.limit, int(limit.window_s * 1_000_000)]
-        await self.hot.evalsha(self._settle, [limit.key], args)
+    async def settle(self, corrections: Sequence[tuple[Limit, int]]) -> None:
+        if not corrections:
+            return
+        # One write, one round trip for all of them; the script is loaded by the first call.
+        first, *rest = (
+            ("EVALSHA", self._settle, 1, limit.key, delta, limit.limit, int(limit.window_s * 1e6))
+            for limit, delta in corrections
+        )
+        await self.hot.evalsha(self._settle, first[3:4], first[4:], *rest)
 
     async def tallies(self, key: str) -> dict[str, int]:
         raw = await self.client.hgetall(key)
         return {_text(name): int(value) for name, value in raw.items()}
 
     async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
-        return int(await self._add(keys=[key], args=[amount, max(1, int(ttl_s * 1000))]))
+        (value,) = await self.hot.evalsha(self._add, [key], [amount, max(1, int(ttl_s * 1000))])
+        return int(value)
+
+    async def reserve(self, key: str, amount: int, *, limit: int, ttl_s: float) -> tuple[bool, int]:
+        ttl_ms = max(1, int(ttl_s * 1000))
+        ((added, total),) = await self.hot.evalsha(self._reserve, [key], [amount, limit, ttl_ms])
+        return bool(added), int(total)
 
     async def read(self, key: str) -> int:
-        value = await self.client.get(key)
-        return int(value) if value is not None else 0
+        (value,) = await self.hot.execute(("GET", key))
+        raw = _reply(value)
+        return int(raw) if raw is not None else 0
 
     async def health(self) -> Health:
         return await ping(self.client, self.url)

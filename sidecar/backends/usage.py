@@ -11,7 +11,10 @@ again on the next use (at most every ``retry_s``), never a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -97,12 +100,39 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
     )
 
 
-def _insert(placeholder: str) -> str:
-    marks = ", ".join(placeholder.format(i + 1) for i in range(len(COLUMNS)))
-    return (
-        f"INSERT INTO usage_records ({', '.join(COLUMNS)}) VALUES ({marks}) "
-        "ON CONFLICT (record_id) DO NOTHING"
-    )
+# A write is one statement, so one round trip: committed on its own (SQLite in autocommit mode,
+# PostgreSQL outside a transaction block) and all or nothing. Rows already stored are skipped:
+# writing a record again (a journal replayed) changes nothing.
+_INSERT = f"INSERT INTO usage_records ({', '.join(COLUMNS)}) "
+_SKIP_STORED = " ON CONFLICT (record_id) DO NOTHING"
+
+# SQLite binds at most 32766 values per statement (999 before 3.32): rows per statement.
+SQLITE_ROWS = (32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999) // len(COLUMNS)
+
+
+# SQLite batches up to this many rows are committed on the event loop (a few hundred µs at most).
+INLINE_ROWS = 256
+CHECKPOINT_ROWS = 1024  # rows committed on the event loop between two checkpoints in the thread
+
+
+@functools.lru_cache(maxsize=128)
+def _sqlite_insert(rows: int) -> str:
+    row = f"({', '.join('?' * len(COLUMNS))})"
+    return _INSERT + "VALUES " + ", ".join([row] * rows) + _SKIP_STORED
+
+
+# PostgreSQL: one array per column, whatever the number of rows (one prepared statement).
+_PG_TYPES = (
+    "text", "bigint", "text", "text", "text", "text", "text", "text", "bigint", "bigint",
+    "bigint", "integer", "bigint", "smallint", "bigint", "text", "text", "smallint",
+)  # fmt: skip
+_PG_INSERT = (
+    _INSERT
+    + "SELECT * FROM unnest("
+    + ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(_PG_TYPES, 1))
+    + ")"
+    + _SKIP_STORED
+)
 
 
 def _model_usage(rows: Sequence[Sequence[Any]]) -> list[ModelUsage]:
@@ -135,28 +165,45 @@ def sqlite_path(url: str) -> str:
 
 
 class SqliteUsage:
-    """The embedded default: one aiosqlite connection (its own thread), WAL journal.
+    """The embedded default: a WAL file, an aiosqlite connection (its own thread) for reads,
+    checkpoints and writes that may wait, and a plain connection for small writes.
 
     ``synchronous=NORMAL`` with WAL keeps every committed transaction through a process crash
-    (``kill -9``); only an OS crash or power loss can take the last ones.
+    (``kill -9``); only an OS crash or power loss can take the last ones. A commit is then
+    CPU work only (no fsync): ~30 µs for a small batch, less than the trip to aiosqlite's thread
+    and back (~200 µs), so batches up to :data:`INLINE_ROWS` rows are committed on the event loop
+    by the plain connection. It never waits there: it does not checkpoint (the thread does,
+    every :data:`CHECKPOINT_ROWS` rows) and a busy database (another writer) sends the batch to
+    the thread, which waits for its turn.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = sqlite_path(url)
         self._db: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._in_transaction = False
         self._error: str | None = None
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Task[None] | None = None
+        self._holding = False  # commits wait for the checkpoint's last round
 
     async def open(self) -> None:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path)
+            # Autocommit: a statement is its own transaction unless inside BEGIN ... COMMIT.
+            db = await aiosqlite.connect(self.path, isolation_level=None)
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("BEGIN IMMEDIATE")
             await migrate(_SqliteDialect(db), "INTEGER PRIMARY KEY AUTOINCREMENT")
-            await db.commit()
+            await db.execute("COMMIT")
+            if self.path != ":memory:":  # (another connection would open another database)
+                self._inline = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+                self._inline.execute("PRAGMA synchronous=NORMAL")
+                self._inline.execute("PRAGMA wal_autocheckpoint=0")
         except (OSError, aiosqlite.Error) as exc:
             self._error = f"{self.path}: {exc}"
             log.error("usage database %s cannot be opened: %s", self.path, exc)
@@ -165,9 +212,59 @@ class SqliteUsage:
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         db = self._require()
+        if 0 < len(records) <= INLINE_ROWS and self._write_inline(records):
+            return
         async with self._lock:
-            await db.executemany(_insert("?"), [row_of(r) for r in records])
-            await db.commit()
+            if self._in_transaction:  # a larger write was cancelled: end what it began
+                with contextlib.suppress(sqlite3.OperationalError):  # (or had committed)
+                    await db.execute("ROLLBACK")
+                self._in_transaction = False
+            if len(records) <= SQLITE_ROWS:  # one statement, one trip to aiosqlite's thread
+                if records:
+                    await db.execute(_sqlite_insert(len(records)), _values(records))
+                return
+            self._in_transaction = True  # stays set if this is cancelled
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                for start in range(0, len(records), SQLITE_ROWS):
+                    chunk = records[start : start + SQLITE_ROWS]
+                    await db.execute(_sqlite_insert(len(chunk)), _values(chunk))
+                await db.execute("COMMIT")
+            except Exception:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                self._in_transaction = False
+                raise
+            self._in_transaction = False
+
+    def _write_inline(self, records: Sequence[UsageRecord]) -> bool:
+        """Commit on the event loop if the database is free now; False if it is not."""
+        if self._inline is None or self._lock.locked() or self._holding:
+            return False  # behind the thread's write, or its checkpoint's last round
+        try:
+            self._inline.execute(_sqlite_insert(len(records)), _values(records))
+        except sqlite3.OperationalError:  # busy: another writer holds the lock
+            return False
+        self._since_checkpoint += len(records)
+        if self._since_checkpoint >= CHECKPOINT_ROWS and self._checkpoint is None:
+            self._since_checkpoint = 0
+            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+        return True
+
+    async def _run_checkpoint(self) -> None:
+        """Copy the WAL into the database file while commits go on, then again with commits
+        held back (short: it copies only what came meanwhile) so that it completes and the next
+        commit starts the WAL over instead of growing it."""
+        try:
+            for holding in (False, True):
+                if self._db is None:
+                    return
+                self._holding = holding
+                await self._db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except aiosqlite.Error as exc:  # the next one will catch up
+            log.warning("usage database %s: checkpoint failed: %s", self.path, exc)
+        finally:
+            self._checkpoint, self._holding = None, False
 
     async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]:
         db = self._require()
@@ -189,6 +286,11 @@ class SqliteUsage:
         return Health("healthy", self.path, (time.perf_counter() - started) * 1000, "sqlite")
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -230,7 +332,11 @@ class PostgresUsage:
             self._tried_at = time.monotonic()
             try:
                 pool = await asyncpg.create_pool(
-                    self.url, min_size=self.min_size, max_size=self.max_size, timeout=2
+                    self.url,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    timeout=2,
+                    reset=_keep_session,
                 )
                 async with pool.acquire() as conn:
                     await migrate(_PostgresDialect(conn), "BIGSERIAL PRIMARY KEY")
@@ -249,8 +355,9 @@ class PostgresUsage:
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         pool = await self._require()
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.executemany(_insert("${}"), [row_of(r) for r in records])
+        if records:
+            columns = zip(*(row_of(record) for record in records), strict=True)
+            await pool.execute(_PG_INSERT, *(list(column) for column in columns))
 
     async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]:
         pool = await self._require()
@@ -272,6 +379,16 @@ class PostgresUsage:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _keep_session(conn: Any) -> None:
+    """A connection goes back to the pool without the reset query (asyncpg still rolls back an
+    open transaction): these connections hold no session state (no SET, LISTEN or advisory
+    lock), and it saves a round trip per write."""
+
+
+def _values(records: Sequence[UsageRecord]) -> list[Any]:
+    return [value for record in records for value in row_of(record)]
 
 
 class _PostgresDialect:

@@ -19,6 +19,7 @@ from sidecar.pipeline.base import Next, Stage, compose
 from sidecar.pipeline.body import ReadBody
 from sidecar.pipeline.cache import ResponseCache
 from sidecar.pipeline.call import UpstreamCall
+from sidecar.pipeline.costs import Costs
 from sidecar.pipeline.envelope import ErrorEnvelope
 from sidecar.pipeline.identity import Identify
 from sidecar.pipeline.ratelimit import RateLimitStage
@@ -33,6 +34,7 @@ from sidecar.runtime import Runtime
 class Pipeline:
     handle: Next  # the request's way through every stage
     cache: ResponseCache  # for DELETE /sidecar/cache (it knows the answers still in flight)
+    costs: Costs  # for GET /sidecar/usage (budgets, prices, the usage log)
 
 
 def build_pipeline(rt: Runtime) -> Pipeline:
@@ -40,6 +42,7 @@ def build_pipeline(rt: Runtime) -> Pipeline:
     observe = settings.telemetry.enabled
     router = Router(settings)
     cache = ResponseCache(rt)
+    costs = Costs(rt)
     stages: list[Stage | None] = [
         RequestTelemetry(rt.telemetry) if observe else None,  # server span, metrics, stats
         ErrorEnvelope(),  # any error below becomes the OpenAI error envelope
@@ -48,6 +51,8 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         # requests per user x operation, tokens per user x model; one Redis round trip that
         # also fetches the cache entry
         RateLimitStage(rt, lookahead=cache.key_for),
+        # price the call, reserve it against the user's monthly budget, settle and record it
+        costs,
         cache,  # answer from the response cache; store the upstream's answer after the reply
         router,  # provider for the model
         # retries, fallback chains, circuit breakers, one deadline for all of them
@@ -56,7 +61,7 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]
     handle = compose([stage for stage in stages if stage is not None], UpstreamCall(rt.transport))
-    return Pipeline(handle, cache)
+    return Pipeline(handle, cache, costs)
 
 
 __all__ = ["Next", "Pipeline", "Stage", "build_pipeline", "compose"]

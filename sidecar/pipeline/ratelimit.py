@@ -175,10 +175,7 @@ class RateLimitStage:
         batch, self._pending, self._flush_scheduled = self._pending, {}, None
 
         async def settle() -> None:
-            # Concurrently: against Redis they share one pipelined connection.
-            await asyncio.gather(
-                *(self.counters.settle(limit, delta) for limit, delta in batch.values() if delta)
-            )
+            await self.counters.settle([item for item in batch.values() if item[1]])
 
         self.background.submit("ratelimit.settle", settle)
 

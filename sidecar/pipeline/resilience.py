@@ -90,6 +90,7 @@ class Resilience:
         self.telemetry = rt.telemetry
         self.breakers = rt.breakers
         self.budget = rt.budget
+        self.pricing = rt.pricing
         self.sleep = rt.sleep
         self.rng = rng
 
@@ -127,7 +128,8 @@ class Resilience:
         """The requested model, then the operation's fallbacks after it.
 
         A chain applies to the models it names: a model outside the chain is retried, never
-        answered by another model (which might cost more). Entries are compared once routed,
+        answered by another model; and a link priced above the requested model is skipped
+        unless the operation allows pricier fallbacks. Entries are compared once routed,
         so ``sim/gpt-4o`` and ``gpt-4o`` on the same provider are the same link.
         """
         images = ex.operation == "image-generation"
@@ -146,7 +148,15 @@ class Resilience:
         position = _position(requested, chain)
         if position is None:
             return
-        yield from (link for link in chain[position + 1 :] if not link.same_call(requested))
+        for link in chain[position + 1 :]:
+            if link.same_call(requested):
+                continue
+            if not ex.op.allow_pricier_fallbacks and self._pricier(requested, link):
+                continue  # a fallback must not cost more than what was asked for
+            yield link
+
+    def _pricier(self, requested: Resolved, link: Resolved) -> bool:
+        return self.pricing.more_expensive(requested.model, link.model) is True
 
     def _resolve(self, target: Target, pinned: str | None) -> Resolved:
         provider, _, model = self.route(target.model, pinned)

@@ -49,6 +49,8 @@ EVENT_FALLBACK: Final = "sidecar.fallback"
 EVENT_SLOW_OPERATION: Final = "sidecar.slow_operation"
 EVENT_CACHE_HIT: Final = "sidecar.cache_hit"
 EVENT_RATE_LIMITED: Final = "sidecar.rate_limited"
+EVENT_BUDGET_THRESHOLD: Final = "sidecar.budget_threshold"
+EVENT_BUDGET_EXCEEDED: Final = "sidecar.budget_exceeded"
 EVENT_STREAM_ERROR: Final = "sidecar.stream_error"
 
 # --- metrics: GenAI client semantic conventions -------------------------------------------------
@@ -62,6 +64,8 @@ SIDECAR_OVERHEAD: Final = "sidecar.overhead"
 SIDECAR_COST: Final = "sidecar.cost"
 SIDECAR_FALLBACKS: Final = "sidecar.fallbacks"
 SIDECAR_CACHE_LOOKUPS: Final = "sidecar.cache.lookups"
+SIDECAR_BUDGET_UTILIZATION: Final = "sidecar.budget.utilization"
+SIDECAR_COST_UNPRICED: Final = "sidecar.cost.unpriced"
 SIDECAR_RATELIMIT_REJECTIONS: Final = "sidecar.ratelimit.rejections"
 SIDECAR_RETRIES: Final = "sidecar.retries"
 SIDECAR_SLOW_OPERATIONS: Final = "sidecar.slow_operations"
@@ -84,6 +88,8 @@ DURATION_BUCKETS_S: Final = tuple(0.01 * 2**i for i in range(14))
 # 1 token, 4^k up to 4^13.
 TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))
 # Sidecar overhead lives in the sub-millisecond range.
+# Share of a user's monthly budget used, after each priced request.
+UTILIZATION_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 1.0, 1.25)
 OVERHEAD_BUCKETS_S: Final = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 )  # fmt: skip

@@ -184,3 +184,22 @@ class Telemetry:
             1,
             {n.LABEL_OPERATION: ex.operation, n.LABEL_LIMIT: kind},
         )
+
+    def budget_utilization(self, ex: Exchange, utilization: float) -> None:
+        self.batch.record(
+            self.metrics.budget_utilization, utilization, {n.LABEL_OPERATION: ex.operation}
+        )
+
+    def budget_notice(self, ex: Exchange, utilization: float) -> None:
+        self.event(n.EVENT_BUDGET_THRESHOLD, {"sidecar.budget.utilization": utilization})
+
+    def budget_exceeded(self, ex: Exchange, utilization: float) -> None:
+        self.event(n.EVENT_BUDGET_EXCEEDED, {"sidecar.budget.utilization": utilization})
+        self.budget_utilization(ex, utilization)
+
+    def unpriced(self, ex: Exchange, model: str) -> None:
+        self.batch.add(
+            self.metrics.cost_unpriced,
+            1,
+            {n.LABEL_OPERATION: ex.operation, n.LABEL_MODEL: self.models.fold(model)},
+        )

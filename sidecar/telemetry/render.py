@@ -8,6 +8,8 @@ still renders, with a dash where a number is missing. Each table fits an 80-colu
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
@@ -188,3 +190,37 @@ def _error_codes(errors: dict[str, int]) -> Table:
     for code, count in errors.items():
         table.add_row(code, str(count), "client error" if is_client_error(code) else "error")
     return table
+
+
+def print_usage(report: dict[str, Any], console: Console) -> None:
+    """``llm-sidecar usage``: totals, the split by model, the budget, the advice."""
+    budget = report["budget"]
+    overview = Table(
+        title=f"usage of {report['user']} this {report['period']} (since {report['since'][:10]})",
+        show_header=False,
+    )
+    overview.add_column(style="bold")
+    overview.add_column(justify="right")
+    overview.add_row("requests", f"{report['requests']:,}")
+    overview.add_row("cost", f"${report['total_cost_usd']}")
+    overview.add_row(f"budget {budget['month']}", f"${budget['monthly_usd']}")
+    overview.add_row("spent this month", f"${budget['spent_usd']}")
+    overview.add_row("remaining", f"${budget['remaining_usd']}")
+    console.print(overview)
+    models = Table(title="By model")
+    for name in ("model", "requests", "input tokens", "output tokens", "images", "cost USD"):
+        models.add_column(name, justify="left" if name == "model" else "right")
+    for row in report["by_model"]:
+        models.add_row(
+            row["model"],
+            f"{row['requests']:,}",
+            f"{row['input_tokens']:,}",
+            f"{row['output_tokens']:,}",
+            f"{row['images']:,}",
+            row["cost_usd"],
+        )
+    console.print(models)
+    if report["recommendations"]:
+        console.print("[bold]Recommendations[/bold]")
+        for line in report["recommendations"]:
+            console.print(f"  • {line}")

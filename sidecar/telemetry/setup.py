@@ -99,6 +99,12 @@ class Instruments:
         self.fallbacks: Counter = counter(n.SIDECAR_FALLBACKS, "{fallback}", "Model fallbacks")
         self.retries: Counter = counter(n.SIDECAR_RETRIES, "{retry}", "Upstream retries")
         self.cache_lookups: Counter = counter(n.SIDECAR_CACHE_LOOKUPS, "{lookup}", "Cache lookups")
+        self.budget_utilization: Histogram = histogram(
+            n.SIDECAR_BUDGET_UTILIZATION, "1", "Share of the user's monthly budget used"
+        )
+        self.cost_unpriced: Counter = counter(
+            n.SIDECAR_COST_UNPRICED, "{request}", "Calls to models missing from the price table"
+        )
         self.ratelimit_rejections: Counter = counter(
             n.SIDECAR_RATELIMIT_REJECTIONS, "{request}", "Requests refused by a rate limit"
         )
@@ -119,6 +125,7 @@ def _views() -> list[View]:
         buckets(n.GEN_AI_CLIENT_TIME_TO_FIRST_CHUNK, n.DURATION_BUCKETS_S),
         buckets(n.GEN_AI_CLIENT_TOKEN_USAGE, n.TOKEN_BUCKETS),
         buckets(n.SIDECAR_OVERHEAD, n.OVERHEAD_BUCKETS_S),
+        buckets(n.SIDECAR_BUDGET_UTILIZATION, n.UTILIZATION_BUCKETS),
     ]
 
 

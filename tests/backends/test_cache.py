@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from sidecar.backends import CacheStore
 from sidecar.backends.memory import MemoryCache
 from sidecar.backends.redis import RedisCache
+from sidecar.backends.resp import PipelinedRedis
 from tests.helpers import REDIS_URL
 
 
@@ -20,7 +21,7 @@ async def cache(
     if request.param == "memory":
         yield MemoryCache(), key_prefix
     else:
-        store = RedisCache(redis_client, REDIS_URL)
+        store = RedisCache(redis_client, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0))
         yield store, key_prefix
         await store.close()
 

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from sidecar.backends import Counters, Limit, Tally, Window
 from sidecar.backends.memory import MemoryCounters
 from sidecar.backends.redis import RedisCounters
+from sidecar.backends.resp import PipelinedRedis
 from tests.helpers import REDIS_URL
 
 
@@ -36,7 +37,7 @@ async def counters(
     if request.param == "memory":
         yield MemoryCounters(), key_prefix
     else:
-        backend = RedisCounters(redis_client, REDIS_URL)
+        backend = RedisCounters(redis_client, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0))
         yield backend, key_prefix
         await backend.close()
 
@@ -69,7 +70,10 @@ async def test_concurrent_hits_from_two_instances_never_exceed_the_limit(
 ) -> None:
     """Two sidecars (two Redis clients) racing 60 hits at a limit of 20 admit exactly 20."""
     other = aioredis.from_url(REDIS_URL)
-    first, second = RedisCounters(redis_client, REDIS_URL), RedisCounters(other, REDIS_URL)
+    first, second = (
+        RedisCounters(redis_client, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0)),
+        RedisCounters(other, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0)),
+    )
     try:
         key = key_prefix + "{carol}:chat"
         hits = [hit(first if i % 2 else second, key, 20, 60) for i in range(60)]
@@ -85,7 +89,7 @@ async def test_redis_window_keys_expire_with_their_window(
     key_prefix: str, redis_client: aioredis.Redis
 ) -> None:
     """Every key the script writes carries an expiry no longer than the window."""
-    backend = RedisCounters(redis_client, REDIS_URL)
+    backend = RedisCounters(redis_client, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0))
     key = key_prefix + "{dave}:chat"
     await hit(backend, key, 3, 30)
     await backend.close()
@@ -158,7 +162,7 @@ async def test_tokens_settle_to_the_real_usage(counters: tuple[Counters, str]) -
     tokens = Limit(prefix + "{gina}:tokens", 1000, 60, cost=900, kind="gcra")
     await backend.admit([tokens])
     assert not (await backend.admit([replace(tokens, cost=500)])).allowed
-    await backend.settle(tokens, 100 - 900)
+    await backend.settle([(tokens, 100 - 900)])
     (window,) = (await backend.admit([replace(tokens, cost=500)])).windows
     assert window.allowed
     assert 595 <= window.count <= 601
@@ -178,7 +182,7 @@ async def test_a_lookup_rides_along_with_the_decision_in_redis(
     key_prefix: str, redis_client: aioredis.Redis
 ) -> None:
     """also_get reads cache keys in the same round trip (a pipeline) as the limit script."""
-    backend = RedisCounters(redis_client, REDIS_URL)
+    backend = RedisCounters(redis_client, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0))
     await redis_client.set(key_prefix + "cache:a", b"cached answer")
     admission = await backend.admit(
         [Limit(key_prefix + "{ivy}:chat", 5, 60)],
@@ -190,3 +194,18 @@ async def test_a_lookup_rides_along_with_the_decision_in_redis(
         key_prefix + "cache:a": b"cached answer",
         key_prefix + "cache:missing": None,
     }
+
+
+async def test_a_reservation_never_takes_a_counter_past_its_limit(
+    counters: tuple[Counters, str],
+) -> None:
+    """50 concurrent reservations of 3 against a limit of 30: exactly 10 fit, total 30."""
+    backend, prefix = counters
+    key = prefix + "{kim}:budget"
+    results = await asyncio.gather(
+        *(backend.reserve(key, 3, limit=30, ttl_s=60) for _ in range(50))
+    )
+    assert sum(added for added, _ in results) == 10
+    assert await backend.read(key) == 30
+    assert await backend.add(key, -5, ttl_s=60) == 25  # settling gives money back
+    assert (await backend.reserve(key, 5, limit=30, ttl_s=60)) == (True, 30)

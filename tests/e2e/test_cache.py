@@ -313,14 +313,14 @@ async def test_fallback_answers_are_not_stored(
 ) -> None:
     """An answer a fallback model gave is not stored: once the requested model is back, the
     same request gets it."""
-    chain = {"chat": {**CACHED["chat"], "fallbacks": ["gpt-4o", "gpt-4"], "max_attempts": 1}}
+    chain = {"chat": {**CACHED["chat"], "fallbacks": ["gpt-4o", "gpt-4o-mini"], "max_attempts": 1}}
     sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=chain)
     sim.script("gpt-4o", [503])
     async with sdk(sidecar) as client:
         degraded = await client.chat.completions.with_raw_response.create(
             model="gpt-4o", messages=MESSAGES
         )
-        assert degraded.headers["X-Sidecar-Fallback"] == "gpt-4o->gpt-4"
+        assert degraded.headers["X-Sidecar-Fallback"] == "gpt-4o->gpt-4o-mini"
         await settled(sidecar)
         again = await client.chat.completions.with_raw_response.create(
             model="gpt-4o", messages=MESSAGES

@@ -150,7 +150,12 @@ def quiet(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 async def still_healthy(server: TestServer, caplog: pytest.LogCaptureFixture) -> None:
     reply = await send_raw(server, http_request("GET", "/healthz"))
     assert reply.status == 200
-    alarms = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # The one warning a fuzzed model name may rightly raise is the operator's price alarm.
+    alarms = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name != "sidecar.pipeline.costs"
+    ]
     assert not alarms
 
 

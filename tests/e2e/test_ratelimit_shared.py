@@ -76,7 +76,8 @@ async def test_four_sidecar_processes_admit_exactly_the_limit_together(
     config = {
         "providers": {"sim": {"base_url": str(upstream.make_url("/v1")), "api_key_env": None}},
         "redis_url": REDIS_URL,
-        "backends": {"redis_prefix": key_prefix},
+        # A generous command timeout: four processes on two loaded cores must not fail open.
+        "backends": {"redis_prefix": key_prefix, "redis_timeout_ms": 1000},
         "database_url": f"sqlite:///{tmp_path}/usage.db",
         "operations": {"chat": {"rate_limit": {"requests": 5, "per_s": 60}, "fallbacks": []}},
     }

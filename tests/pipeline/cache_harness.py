@@ -14,6 +14,7 @@ from sidecar import stream
 from sidecar.backends import Backends, CacheStore
 from sidecar.backends.memory import MemoryCache, MemoryCounters, MemoryJobs
 from sidecar.backends.redis import RedisCache, connect
+from sidecar.backends.resp import PipelinedRedis
 from sidecar.backends.setup import open_usage_store
 from sidecar.background import Background, Job
 from sidecar.errors import ErrorCode, SidecarError
@@ -295,7 +296,7 @@ async def open_runtime(kind: str, clock: Clock, prefix: str) -> Runtime:
     closers = []
     if kind == "redis":
         client = connect(REDIS_URL, timeout_s=1.0)
-        cache = RedisCache(client, REDIS_URL)
+        cache = RedisCache(client, REDIS_URL, PipelinedRedis(REDIS_URL, timeout_s=1.0))
         closers.append(client.aclose)
     else:
         cache = MemoryCache(clock=clock)

@@ -125,7 +125,9 @@ async def test_a_retry_hint_past_the_deadline_falls_back_instead_of_waiting(
     """When waiting out Retry-After would pass the deadline, the next model is tried at once."""
     sim.config.faults = Faults(retry_after_s=30)
     sim.script("gpt-4o", [429])
-    server = await make_sidecar(url, operations={"chat": {"deadline_s": 5}})
+    server = await make_sidecar(
+        url, operations={"chat": {"deadline_s": 5, "allow_pricier_fallbacks": True}}
+    )
     raw = await chat(server)
     assert raw.headers["x-sidecar-fallback"] == "gpt-4o->gpt-4"
     assert sleeps.delays == []
@@ -151,7 +153,11 @@ async def test_fallback_chain_order_is_what_the_upstream_sees(
     """gpt-4o fails, then gpt-4: gpt-3.5-turbo answers, and the client is told so."""
     sim.script("gpt-4o", [503] * 3)
     sim.script("gpt-4", [503] * 3)
-    server = await make_sidecar(url, resilience={"max_calls": 10})
+    server = await make_sidecar(
+        url,
+        resilience={"max_calls": 10},
+        operations={"chat": {"allow_pricier_fallbacks": True}},
+    )
     raw = await chat(server)
     assert calls(sim) == ["gpt-4o"] * 3 + ["gpt-4"] * 3 + ["gpt-3.5-turbo"]
     assert raw.headers["x-sidecar-fallback"] == "gpt-4o->gpt-3.5-turbo"
@@ -365,7 +371,8 @@ async def test_a_prefixed_chain_entry_is_the_same_link_as_the_bare_model(
     """A request for sim/gpt-4o in the chain [sim/gpt-4o, gpt-4] falls back to gpt-4 and never
     calls the model that just failed again."""
     sim.script("gpt-4o", [503] * 3)
-    server = await make_sidecar(url, operations={"chat": {"fallbacks": ["sim/gpt-4o", "gpt-4"]}})
+    chain = {"fallbacks": ["sim/gpt-4o", "gpt-4"], "allow_pricier_fallbacks": True}
+    server = await make_sidecar(url, operations={"chat": chain})
     raw = await chat(server, model="sim/gpt-4o")
     assert calls(sim) == ["gpt-4o"] * 3 + ["gpt-4"]
     assert raw.headers["x-sidecar-fallback"] == "sim/gpt-4o->gpt-4"
@@ -407,6 +414,7 @@ async def test_fallbacks_stay_on_the_provider_the_client_pinned(
             "sim": sim_provider(url),
             "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
         },
+        operations={"chat": {"allow_pricier_fallbacks": True}},
     )
     raw = await chat(server, extra_headers={"X-Sidecar-Provider": "backup"})
     assert calls(backup) == ["gpt-4o"] * 3 + ["gpt-4"]
@@ -423,3 +431,15 @@ async def test_no_fallback_header_when_no_fallback_answered(
     with pytest.raises(openai.InternalServerError) as caught:
         await chat(server)
     assert "x-sidecar-fallback" not in caught.value.response.headers
+
+
+async def test_a_fallback_priced_above_the_requested_model_is_skipped(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """Stock chain gpt-4o → gpt-4 → gpt-3.5-turbo: gpt-4 costs more than gpt-4o, so without
+    allow_pricier_fallbacks the request falls back to gpt-3.5-turbo directly."""
+    sim.script("gpt-4o", [503] * 3)
+    server = await make_sidecar(url)
+    raw = await chat(server)
+    assert calls(sim) == ["gpt-4o"] * 3 + ["gpt-3.5-turbo"]
+    assert raw.headers["x-sidecar-fallback"] == "gpt-4o->gpt-3.5-turbo"

@@ -1,0 +1,277 @@
+"""Costs: every model call priced, kept within its user's monthly budget, and recorded durably.
+
+Before the call the estimated cost (prompt estimate + ``max_tokens``, or the images asked for,
+at the model's prices) is reserved against the user's budget for the calendar month (UTC), in
+one atomic step, so concurrent requests cannot overshoot it: a reservation that does not fit
+is refused with 429 ``QUOTA_EXCEEDED`` when ``budgets.enforce``. After the call the reservation
+is settled to the real cost, the usage record is committed (a reply waits for its batch's
+commit, so a client never holds an answer whose record a crash could lose), and crossing
+``budgets.notify_at`` sends one notification per user per month.
+
+A cache hit costs 0 and records the cost it saved. A model missing from the price table is an
+alarm (``sidecar.cost.unpriced``, one warning per model) and its cost is recorded as unknown,
+never as $0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sidecar.backends import UsageRecord
+from sidecar.errors import ErrorCode, SidecarError
+from sidecar.exchange import Exchange, Reply, Usage
+from sidecar.openai_api import is_model_call
+from sidecar.pipeline.base import Next
+from sidecar.pipeline.ratelimit import estimate_tokens, user_tag
+from sidecar.runtime import Runtime
+from sidecar.stream import NO_EVENTS, StreamEnd
+from sidecar.usage_log import UsageNotDurable
+
+log = logging.getLogger(__name__)
+
+MONTH_TTL_S = 40 * 86400  # a month's counter outlives the month, then expires
+MICROS = Decimal(1_000_000)
+_TERMINAL = (b"data: [DONE]", b"event: response.completed")  # held back until the commit
+
+
+def month_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
+
+
+class Costs:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.settings = rt.settings
+        self.pricing = rt.pricing
+        self.counters = rt.backends.counters
+        self.log = rt.usage_log
+        self.telemetry = rt.telemetry
+        self.prefix = rt.settings.backends.redis_prefix + "budget:"
+        self._unpriced_warned: set[str] = set()
+
+    async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
+        if ex.model is None or not is_model_call(ex.method, ex.path):
+            return await call_next(ex)
+        charge = await self._reserve(ex)
+        try:
+            reply = await call_next(ex)
+        except BaseException:
+            await self._finish(ex, charge, outcome=ex.error_code or "error")
+            raise
+        if reply.stream is None:
+            outcome = "success" if reply.status < 400 else f"HTTP_{reply.status}"
+            await self._finish(ex, charge, outcome=outcome)
+        else:
+            watcher = _StreamEnd(self, ex, charge)
+            reply.observers.append(watcher)
+            reply.finishers.append(watcher.finish)
+        return reply
+
+    # --- before the call ------------------------------------------------------------------------
+
+    def budget_micros(self, user: str) -> int:
+        budgets = self.settings.budgets
+        return int(budgets.users.get(user, budgets.monthly_usd) * MICROS)
+
+    def budget_key(self, user: str, month: str) -> str:
+        return f"{self.prefix}{{{user_tag(user)}}}:{month}"
+
+    async def _reserve(self, ex: Exchange) -> _Charge:
+        month = month_of(datetime.now(UTC))
+        charge = _Charge(self.budget_key(ex.user, month), month, 0)
+        estimate = self._estimate(ex)
+        if not estimate:
+            return charge
+        budget = self.budget_micros(ex.user)
+        added, total = await self.counters.reserve(
+            charge.key, estimate, limit=budget, ttl_s=MONTH_TTL_S
+        )
+        if added:
+            charge.reserved = estimate
+        elif self.settings.budgets.enforce:
+            self.telemetry.budget_exceeded(ex, total / budget if budget else 1.0)
+            raise SidecarError(
+                ErrorCode.QUOTA_EXCEEDED,
+                f"Monthly budget of ${Decimal(budget) / MICROS:f} for this user is used up "
+                f"(${Decimal(total) / MICROS:f} spent or reserved in {month}); this request "
+                f"would cost up to ${Decimal(estimate) / MICROS:f}.",
+                reason="budget_exceeded",
+            )
+        else:  # tracking only: count it anyway
+            await self.counters.add(charge.key, estimate, ttl_s=MONTH_TTL_S)
+            charge.reserved = estimate
+        return charge
+
+    def _estimate(self, ex: Exchange) -> int | None:
+        body = ex.body or {}
+        if ex.operation == "image-generation":
+            n = body.get("n") if isinstance(body.get("n"), int) else 1
+            return self.pricing.estimate_micros(
+                ex.model or "", 0, 0, images=n or 1, size=_text(body, "size"),
+                quality=_text(body, "quality"),
+            )  # fmt: skip
+        budget = body.get("max_completion_tokens", body.get("max_tokens"))
+        max_out = budget if isinstance(budget, int) and budget > 0 else 1024
+        prompt = estimate_tokens(body) - max_out if isinstance(budget, int) else 0
+        prompt = (
+            prompt if prompt > 0 else len(str(body.get("messages", body.get("input", "")))) // 4
+        )
+        return self.pricing.estimate_micros(ex.model or "", prompt, max_out)
+
+    # --- after the call -------------------------------------------------------------------------
+
+    def price(self, ex: Exchange) -> tuple[int | None, int]:
+        """(cost in micro-dollars or None when unpriced, cost a cache hit saved)."""
+        model = ex.response_model or ex.upstream_model or ex.model or ""
+        usage = ex.usage
+        if usage is None:
+            return (0 if ex.cache == "HIT" or ex.error_code else None), 0
+        body = ex.body or {}
+        size, quality = _text(body, "size"), _text(body, "quality")
+        cost = self.pricing.cost_micros(model, usage, size=size, quality=quality)
+        if cost is None:
+            self._unpriced(ex, model)
+        if ex.cache == "HIT":
+            return 0, cost or 0
+        return cost, 0
+
+    def _unpriced(self, ex: Exchange, model: str) -> None:
+        self.telemetry.unpriced(ex, model)
+        if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
+            self._unpriced_warned.add(model)
+            what = (
+                "has no price for this usage (an image size or quality, or output tokens it is "
+                "not priced for)"
+                if self.pricing.unit_prices(model) is not None
+                else "has no price"
+            )
+            log.warning(
+                "model %r %s: add it to pricing_file; its cost is recorded as unknown",
+                model[:200],
+                what,
+            )
+
+    async def _finish(
+        self, ex: Exchange, charge: _Charge, *, outcome: str, estimated: bool = False
+    ) -> None:
+        cost, saved = self.price(ex)
+        if cost is not None:
+            ex.cost_usd = Decimal(cost) / MICROS
+        # Hand the record over first (shielded: a cancelled request still hands it over) and
+        # wait for its commit last, so the commit overlaps the budget update.
+        record = self._record(ex, cost, saved, outcome, estimated)
+        durable = await asyncio.shield(self.log.submit(record))
+        try:
+            spent = cost if cost is not None else charge.reserved  # unknown: keep the reserve
+            if charge.reserved or spent:
+                delta = spent - charge.reserved
+                total = await self.counters.add(charge.key, delta, ttl_s=MONTH_TTL_S)
+                await self._maybe_notify(ex, charge, total)
+        finally:
+            try:
+                await durable
+            except UsageNotDurable:  # database and journal both failing: it stays queued
+                log.error("usage record of %s is not durable yet (kept queued)", ex.request_id)
+
+    async def _maybe_notify(self, ex: Exchange, charge: _Charge, total: int) -> None:
+        budget = self.budget_micros(ex.user)
+        if not budget:
+            return
+        utilization = total / budget
+        self.telemetry.budget_utilization(ex, utilization)
+        if utilization < self.settings.budgets.notify_at:
+            return
+        flag = f"{charge.key}:notified"
+        first, _ = await self.counters.reserve(flag, 1, limit=1, ttl_s=MONTH_TTL_S)
+        if first:
+            self.telemetry.budget_notice(ex, utilization)
+            self.telemetry.alerts.notify(
+                ("budget", ex.user, charge.month),
+                {
+                    "alert": "budget_threshold",
+                    "user": ex.user,
+                    "month": charge.month,
+                    "utilization": round(utilization, 4),
+                    "budget_usd": str(Decimal(budget) / MICROS),
+                    "spent_usd": str(Decimal(total) / MICROS),
+                },
+            )
+
+    def _record(
+        self, ex: Exchange, cost: int | None, saved: int, outcome: str, estimated: bool
+    ) -> UsageRecord:
+        usage = ex.usage
+        return UsageRecord(
+            time=datetime.now(UTC),
+            request_id=ex.request_id,
+            user=ex.user,
+            operation=ex.operation,
+            model_requested=ex.model or "",
+            model_served=ex.response_model or ex.upstream_model or ex.model or "",
+            provider=ex.provider_name,
+            input_tokens=usage.input_tokens if usage else 0,
+            cached_input_tokens=usage.cached_input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            images=usage.images if usage else 0,
+            cost_micros=cost,
+            cache_hit=ex.cache == "HIT",
+            saved_micros=saved,
+            fallback=ex.fallback,
+            outcome=outcome,
+            estimated=estimated,
+        )
+
+
+class _Charge:
+    __slots__ = ("key", "month", "reserved")
+
+    def __init__(self, key: str, month: str, reserved: int) -> None:
+        self.key, self.month, self.reserved = key, month, reserved
+
+
+class _StreamEnd:
+    """A stream's cost is known when it ends; its end (``[DONE]``, ``response.completed``) is
+    held back until the usage record is committed, then sent."""
+
+    def __init__(self, stage: Costs, ex: Exchange, charge: _Charge) -> None:
+        self.stage, self.ex, self.charge = stage, ex, charge
+        self.held: list[bytes] = []
+        self.deltas = 0  # content chunks relayed: about one token each
+
+    def on_event(self, event: bytes) -> bytes | None:
+        if event.startswith(_TERMINAL):
+            self.held.append(event)
+            return None
+        if b'"delta"' in event:
+            self.deltas += 1
+        return event
+
+    async def finish(self, end: StreamEnd) -> None:
+        estimated = self.ex.usage is None
+        if estimated:  # the stream ended before its usage chunk (the client left, or a failure)
+            self.ex.usage = _estimated_usage(self.ex, self.deltas)
+        if end.completed:
+            outcome = "success"
+        else:
+            outcome = end.error.code.value if end.error else end.reason.value
+        await self.stage._finish(self.ex, self.charge, outcome=outcome, estimated=estimated)
+
+    def on_end(self, end: StreamEnd) -> Sequence[bytes]:
+        return self.held or NO_EVENTS
+
+
+def _estimated_usage(ex: Exchange, output_chunks: int) -> Usage:
+    """No usage chunk came: the prompt at ~4 characters a token, a token per relayed chunk."""
+    body = ex.body or {}
+    prompt = len(str(body.get("messages", body.get("input", "")))) // 4 + 1
+    return Usage(input_tokens=prompt, output_tokens=output_chunks)
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    return value if isinstance(value, str) else None

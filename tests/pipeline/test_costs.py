@@ -1,0 +1,222 @@
+"""Costs: exact prices on every answer, usage records committed before the client sees the end,
+monthly budgets that concurrent requests cannot overshoot, and the unpriced-model alarm."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from sidecar.server import PIPELINE, RUNTIME
+from tests.helpers import APP_KEY, MakeSidecar, ServerFactory
+
+# The shipped list prices these tests compute by hand (USD per 1M tokens).
+MINI_IN, MINI_OUT = Decimal("0.15"), Decimal("0.60")
+NO_LIMITS: dict[str, Any] = {"chat": {"rate_limit": None, "fallbacks": []}}
+
+
+def micros(input_tokens: int, output_tokens: int, price_in: Decimal, price_out: Decimal) -> int:
+    """The cost computed by hand: per-1M prices, rounded half-up once to the micro-dollar."""
+    usd = (input_tokens * price_in + output_tokens * price_out) / Decimal(1_000_000)
+    return int((usd * 1_000_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+async def chat(
+    server: TestServer, *, user: str = "alice", model: str = "gpt-4o-mini", **body: Any
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    payload = {"model": model, "messages": [{"role": "user", "content": "hi there"}], **body}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            server.make_url("/v1/chat/completions"),
+            json=payload,
+            headers={"X-Sidecar-User": user},
+        ) as resp,
+    ):
+        return resp.status, await resp.json(), dict(resp.headers)
+
+
+async def rows(server: TestServer, user: str) -> list[Any]:
+    """What the usage store holds for ``user`` this month, read straight from the database."""
+    store = server.app[RUNTIME].usage_log.store
+    now = datetime.now(UTC)
+    return await store.by_model(user, now - timedelta(days=40), now + timedelta(days=1))
+
+
+async def test_every_answer_carries_its_exact_cost_and_is_recorded(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """X-Sidecar-Cost-USD is the usage at list price to the micro-dollar, and the usage record
+    holds the same amount once the answer has arrived (no waiting)."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    status, body, headers = await chat(sidecar)
+    assert status == 200
+    usage = body["usage"]
+    expected = micros(usage["prompt_tokens"], usage["completion_tokens"], MINI_IN, MINI_OUT)
+    assert Decimal(headers["X-Sidecar-Cost-USD"]) == Decimal(expected) / Decimal(1_000_000)
+    (row,) = await rows(sidecar, "alice")
+    assert (row.model, row.requests, row.cost_micros) == ("gpt-4o-mini", 1, expected)
+    assert (row.input_tokens, row.output_tokens) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+
+
+async def test_a_streamed_answer_is_recorded_before_its_end_reaches_the_client(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """The moment the SDK has read the whole stream, the record with the final chunk's usage is
+    in the database: the end is held back until the commit."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    async with openai.AsyncOpenAI(
+        base_url=str(sidecar.make_url("/v1")), api_key=APP_KEY, max_retries=0
+    ) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "count to five"}],
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers={"X-Sidecar-User": "bob"},
+        )
+        chunks = [chunk async for chunk in stream]
+        (row,) = await rows(sidecar, "bob")  # no wait: it is already committed
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert row.cost_micros == micros(
+        usage.prompt_tokens, usage.completion_tokens, MINI_IN, MINI_OUT
+    )
+
+
+async def test_concurrent_requests_never_overshoot_the_monthly_budget(
+    upstream: TestServer, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """50 concurrent requests against a budget that fits 10 reservations: 10 are answered, 40
+    get 429 QUOTA_EXCEEDED, the month's spend stays within the budget, and crossing notify_at
+    sends one notification."""
+    alerts: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        alerts.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    receiver = await aiohttp_server(app)
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("flat-model: {input_per_1m: 1.0, output_per_1m: 1.0}\n")
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        operations=NO_LIMITS,
+        pricing_file=str(prices),
+        # A request reserves its prompt estimate (a few tokens) + max_tokens (1000) at $1 per 1M:
+        # 1,001 to 1,020 micro-dollars, so exactly 10 fit in 10,200.
+        budgets={"monthly_usd": 1, "users": {"carol": "0.0102"}, "notify_at": 0.5},
+        alerts={"webhook_url": str(receiver.make_url("/hook"))},
+    )
+    results = await asyncio.gather(
+        *(chat(sidecar, user="carol", model="flat-model", max_tokens=1000) for _ in range(50))
+    )
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 10
+    refused = [body for status, body, _ in results if status == 429]
+    assert len(refused) == 40
+    assert {body["error"]["code"] for body in refused} == {"QUOTA_EXCEEDED"}
+    rt = sidecar.app[RUNTIME]
+    costs = sidecar.app[PIPELINE].costs
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert await rt.backends.counters.read(costs.budget_key("carol", month)) <= 10_200
+    spent = sum(row.cost_micros for row in await rows(sidecar, "carol"))
+    assert spent <= 10_200
+    await rt.background.drain(5)
+    assert [alert["alert"] for alert in alerts] == ["budget_threshold"]
+    assert alerts[0]["user"] == "carol"
+
+
+async def test_an_unpriced_model_is_an_alarm_not_zero(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """A model missing from the price table: no cost header, the record's cost is unknown
+    (None, not 0), and sidecar_cost_unpriced_total counts it."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    status, _, headers = await chat(sidecar, user="dora", model="mystery-model")
+    assert status == 200
+    assert "X-Sidecar-Cost-USD" not in headers
+    store = sidecar.app[RUNTIME].usage_log.store
+    assert await unknown_costs(store, "dora") == 1
+    async with aiohttp.ClientSession() as http, http.get(sidecar.make_url("/metrics")) as resp:
+        metrics = await resp.text()
+    assert any(
+        line.startswith("sidecar_cost_unpriced_total") and line.endswith(" 1.0")
+        for line in metrics.splitlines()
+    )
+
+
+async def unknown_costs(store: Any, user: str) -> int:
+    """Records of ``user`` whose cost is NULL, counted in the database itself."""
+    db = store._db
+    async with db.execute(
+        "SELECT COUNT(*) FROM usage_records WHERE user_id = ? AND cost_micros IS NULL", (user,)
+    ) as cursor:
+        (count,) = await cursor.fetchone()
+    return int(count)
+
+
+async def test_a_cache_hit_costs_nothing_and_records_what_it_saved(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """The second identical evaluation is a hit: cost 0, and its record keeps the cost saved."""
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        operations={"evaluation": {"rate_limit": None, "cache_ttl_s": 600}},
+    )
+
+    async def evaluate() -> dict[str, str]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                sidecar.make_url("/v1/chat/completions"),
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "grade"}]},
+                headers={"X-Sidecar-User": "eve", "X-Sidecar-Operation": "evaluation"},
+            ) as resp,
+        ):
+            await resp.read()
+            return dict(resp.headers)
+
+    first = await evaluate()
+    await sidecar.app[RUNTIME].background.drain(5)  # the cache write happens after the reply
+    sidecar.app[RUNTIME].background.start()
+    second = await evaluate()
+    assert (first["X-Sidecar-Cache"], second["X-Sidecar-Cache"]) == ("MISS", "HIT")
+    assert Decimal(second["X-Sidecar-Cost-USD"]) == 0
+    (row,) = await rows(sidecar, "eve")
+    assert row.requests == 2
+    assert row.cost_micros == int(Decimal(first["X-Sidecar-Cost-USD"]) * 1_000_000)
+
+
+async def test_the_usage_report_adds_up_per_model_and_shows_the_budget(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """GET /sidecar/usage: totals and the split by model match the answers' cost headers."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    costs = []
+    for model in ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o"):
+        _, _, headers = await chat(sidecar, user="fay", model=model)
+        costs.append(Decimal(headers["X-Sidecar-Cost-USD"]))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(sidecar.make_url("/sidecar/usage?user=fay&period=day")) as resp,
+    ):
+        report = await resp.json()
+    assert Decimal(report["total_cost_usd"]) == sum(costs)
+    by_model = {row["model"]: row for row in report["by_model"]}
+    assert by_model["gpt-4o-mini"]["requests"] == 2
+    assert Decimal(by_model["gpt-4o"]["cost_usd"]) == costs[2]
+    assert Decimal(report["budget"]["spent_usd"]) == sum(costs)
+    assert Decimal(report["budget"]["monthly_usd"]) == 50
