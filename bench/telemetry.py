@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from time import perf_counter_ns
@@ -106,7 +107,7 @@ async def runtime(mode: str) -> Runtime:
         {
             "providers": {"sim": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": None}},
             "telemetry": {"enabled": mode != "off"},
-            "database_url": "sqlite:///:memory:",
+            "database_url": f"sqlite:///{tempfile.mkdtemp(prefix='sidecar-bench-')}/usage.db",
             # What is measured is telemetry: the rate limit would refuse the repeated requests.
             "operations": {"chat": {"rate_limit": None}},
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -13,10 +14,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.exceptions import RedisError
 
+from sidecar.backends import UsageStore
+from sidecar.backends.setup import open_usage_store
 from sidecar.runtime import Overrides
 from sidecar.server import create_app
 from sidecar.simulator import Simulator, SimulatorConfig
-from tests.helpers import APP_KEY, PROVIDER_KEY, REDIS_URL, ServerFactory, Sleeps, sidecar_settings
+from tests.helpers import (
+    APP_KEY,
+    PROVIDER_KEY,
+    REDIS_URL,
+    ServerFactory,
+    Sleeps,
+    scratch_database,
+    sidecar_settings,
+)
 
 
 @pytest.fixture
@@ -98,3 +109,20 @@ async def key_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
     yield prefix
     async for key in redis_client.scan_iter(match=prefix + "*", count=500):
         await redis_client.unlink(key)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A usage database of each kind: a SQLite file, a scratch PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/usage.db"
+    else:
+        async with scratch_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[UsageStore]:
+    opened = await open_usage_store(database_url)
+    yield opened
+    await opened.close()

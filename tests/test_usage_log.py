@@ -17,23 +17,7 @@ from sidecar.backends.setup import open_usage_store
 from sidecar.backends.usage import CHECKPOINT_ROWS, SQLITE_ROWS, SqliteUsage, sqlite_path
 from sidecar.usage_log import UsageLog, UsageNotDurable, encode, journal_path_for
 from tests.crash_writer import usage_record
-from tests.helpers import PG_ADMIN_URL, scratch_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/usage.db"
-    else:
-        async with scratch_database() as url:
-            yield url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[UsageStore]:
-    opened = await open_usage_store(database_url)
-    yield opened
-    await opened.close()
+from tests.helpers import PG_ADMIN_URL
 
 
 @pytest.fixture

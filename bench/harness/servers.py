@@ -87,7 +87,9 @@ def start_simulator(workdir: Path, latency_ms: float, chunk_delay_ms: float) -> 
     return _spawn("simulator", args, port, "/v1/models", workdir)
 
 
-def sidecar_config(upstream_port: int, limits: str | None = None) -> dict[str, Any]:
+def sidecar_config(
+    upstream_port: int, limits: str | None = None, workdir: Path | None = None
+) -> dict[str, Any]:
     """By default everything that is not the proxy core is off: no rate limit, no cache.
 
     ``limits`` ("memory" or a Redis URL) turns on what an app would run with: a request and a
@@ -98,7 +100,9 @@ def sidecar_config(upstream_port: int, limits: str | None = None) -> dict[str, A
         "providers": {
             "sim": {"base_url": f"http://{HOST}:{upstream_port}/v1", "api_key_env": None}
         },
-        "database_url": "sqlite:///:memory:",
+        # A file, as in production: usage records are committed on the event loop (an
+        # in-memory database can only be reached through aiosqlite's thread).
+        "database_url": f"sqlite:///{workdir / 'usage.db'}" if workdir else "sqlite:///:memory:",
         "operations": {"chat": {"rate_limit": None, "cache_ttl_s": 0}},
     }
     if limits is not None:
@@ -115,7 +119,7 @@ def sidecar_config(upstream_port: int, limits: str | None = None) -> dict[str, A
 
 def start_sidecar(workdir: Path, upstream_port: int, limits: str | None = None) -> Server:
     config = workdir / "sidecar.yaml"
-    text = json.dumps(sidecar_config(upstream_port, limits), indent=2)
+    text = json.dumps(sidecar_config(upstream_port, limits, workdir), indent=2)
     config.write_text(text, encoding="utf-8")
     port = free_port()
     args = ["serve", "--config", str(config), "--host", HOST, "--port", str(port)]

@@ -10,11 +10,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from sidecar.exchange import Exchange, Reply, Usage
 from sidecar.openai_api import STREAM_USAGE_ENDPOINTS
 from sidecar.pipeline.base import Next
+from sidecar.replay import event_json
 from sidecar.stream import NO_EVENTS, StreamEnd
 
 # The events worth parsing: a finish reason that is set, a usage object, the final Responses
@@ -78,7 +77,7 @@ class UsageObserver:
         # Parse only the few events that carry what we need; the rest pass untouched.
         interesting = self.first or _INTERESTING.search(event) is not None
         self.first = False
-        if interesting and (obj := _event_json(event)) is not None:
+        if interesting and (obj := event_json(event)) is not None:
             if _is_usage_only_chunk(obj) and not self.ex.client_wants_usage:
                 read_response(obj, self.ex)
                 return None
@@ -87,17 +86,6 @@ class UsageObserver:
 
     def on_end(self, end: StreamEnd) -> Sequence[bytes]:
         return NO_EVENTS
-
-
-def _event_json(event: bytes) -> dict[str, Any] | None:
-    for line in event.splitlines():
-        if line.startswith(b"data:") and (payload := line[5:].strip()) != b"[DONE]":
-            try:
-                parsed = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                return None
-            return parsed if isinstance(parsed, dict) else None
-    return None
 
 
 def _is_usage_only_chunk(obj: dict[str, Any]) -> bool:

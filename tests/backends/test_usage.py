@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 from sidecar.backends import UsageRecord, UsageStore
 from sidecar.backends.setup import open_usage_store
 from sidecar.backends.usage import PostgresUsage, SqliteUsage
-from tests.helpers import scratch_database
 
 T0 = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
@@ -39,22 +37,6 @@ def record(
         output_tokens=output_tokens,
         images=images,
     )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/usage.db"
-    else:
-        async with scratch_database() as url:
-            yield url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[UsageStore]:
-    opened = await open_usage_store(database_url)
-    yield opened
-    await opened.close()
 
 
 async def test_records_sum_exactly_per_model_within_the_period(store: UsageStore) -> None:

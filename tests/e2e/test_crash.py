@@ -7,27 +7,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from sidecar.backends.setup import open_usage_store
 from sidecar.usage_log import UsageLog
-from tests.helpers import scratch_database
 from tests.test_usage_log import stored_ids, unreachable_url
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIRMED = 1000  # confirmations read before the kill; the writer is mid-load by then
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/usage.db"
-    else:
-        async with scratch_database() as url:
-            yield url
 
 
 async def confirmed_then_killed(database_url: str, journal: Path, errors: Path) -> set[str]:
