@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MONTH_TTL_S = 40 * 86400  # a month's counter outlives the month, then expires
 MICROS = Decimal(1_000_000)
+UTILIZATION_FLOOR = 0.5  # sidecar.budget.utilization is recorded from half the budget on
 _TERMINAL = (b"data: [DONE]", b"event: response.completed")  # held back until the commit
 
 
@@ -183,6 +184,8 @@ class Costs:
         if not budget:
             return
         utilization = total / budget
+        if utilization < UTILIZATION_FLOOR:
+            return  # the histogram is for users nearing their budget; recording is not free
         self.telemetry.budget_utilization(ex, utilization)
         if utilization < self.settings.budgets.notify_at:
             return
