@@ -153,14 +153,15 @@ async def main() -> None:
     finally:
         for rt in runtimes.values():
             await rt.close()
-        await _clean(args.redis, prefix)
+        await clean_redis(args.redis, prefix)
     result = summarise(timings, amortized)
     show(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
-async def _clean(url: str, prefix: str) -> None:
+async def clean_redis(url: str, prefix: str) -> None:
+    """Remove every key under ``prefix`` (what a benchmark wrote)."""
     client = aioredis.from_url(url)
     try:
         async for key in client.scan_iter(match=prefix + "*", count=1000):

@@ -78,6 +78,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.admission import clean_redis
 from bench.harness.load import (
     CHAT,
     Targets,
@@ -104,6 +105,7 @@ from bench.harness.results import MachineLoad
 from bench.harness.servers import (
     REPO_ROOT,
     Server,
+    redis_prefix,
     sidecar_config,
     simulator_and_sidecar,
     wait_ready,
@@ -231,7 +233,11 @@ async def bench(plan: Plan) -> dict[str, Any]:
             targets = Targets(sim.base + path, sidecar.base + path, processes)
             meta: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             started = time.perf_counter()
-            sections = await run_sections(session, targets, plan)
+            try:
+                sections = await run_sections(session, targets, plan)
+            finally:
+                if plan.limits is not None and plan.limits != "memory":
+                    await clean_redis(plan.limits, redis_prefix())  # the keys the sidecar wrote
             meta["elapsed_s"] = round(time.perf_counter() - started, 1)
             return {"meta": {**meta, **metadata(plan, sim, sidecar)}, **sections}
 

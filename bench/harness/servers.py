@@ -87,6 +87,11 @@ def start_simulator(workdir: Path, latency_ms: float, chunk_delay_ms: float) -> 
     return _spawn("simulator", args, port, "/v1/models", workdir)
 
 
+def redis_prefix() -> str:
+    """Where a benchmark's sidecar writes in Redis: this run's own keys, removed afterwards."""
+    return f"sidecar-bench:{os.getpid()}:"
+
+
 def sidecar_config(
     upstream_port: int, limits: str | None = None, workdir: Path | None = None
 ) -> dict[str, Any]:
@@ -113,7 +118,7 @@ def sidecar_config(
         }
         if limits != "memory":
             config["redis_url"] = limits
-            config["backends"] = {"redis_prefix": f"sidecar-bench:{os.getpid()}:"}
+            config["backends"] = {"redis_prefix": redis_prefix()}
     return config
 
 
