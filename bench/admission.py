@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from time import perf_counter_ns, process_time_ns
@@ -36,8 +37,8 @@ import redis.asyncio as aioredis
 import uvloop
 from multidict import CIMultiDict, CIMultiDictProxy
 from rich.console import Console
-from rich.table import Table
 
+from bench.harness.report import microseconds_table
 from bench.telemetry import HEADERS, CannedTransport
 from sidecar.config import settings_from_dict
 from sidecar.exchange import Exchange
@@ -61,7 +62,7 @@ async def runtime(mode: str, redis_url: str, prefix: str) -> Runtime:
     raw: dict[str, Any] = {
         "providers": {"sim": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": None}},
         "telemetry": {"enabled": False},
-        "database_url": "sqlite:///:memory:",
+        "database_url": f"sqlite:///{tempfile.mkdtemp(prefix='sidecar-bench-')}/usage.db",
         "operations": {"chat": OFF if mode == "off" else LIMITED},
         "backends": {"redis_prefix": prefix},
     }
@@ -192,23 +193,24 @@ def summarise(
 
 
 def show(result: dict[str, dict[str, float]]) -> None:
-    table = Table(title="Rate limit + cache per request, in process (µs; telemetry off)")
-    columns = ("mode", "p50", "p95", "p99", "added p50", "added p99", "wall", "CPU", "added CPU")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "mode" else "right")
-    for mode, row in result.items():
-        table.add_row(
-            mode,
-            f"{row['p50_us']:.1f}",
-            f"{row['p95_us']:.1f}",
-            f"{row['p99_us']:.1f}",
-            f"{row['added_p50_us']:+.1f}",
-            f"{row['added_p99_us']:+.1f}",
-            f"{row['amortized_us']:.1f}",
-            f"{row['cpu_us']:.1f}",
-            f"{row['added_cpu_us']:+.1f}",
+    columns = {
+        "p50": "p50_us",
+        "p95": "p95_us",
+        "p99": "p99_us",
+        "added p50": "added_p50_us",
+        "added p99": "added_p99_us",
+        "wall": "amortized_us",
+        "CPU": "cpu_us",
+        "added CPU": "added_cpu_us",
+    }
+    Console().print(
+        microseconds_table(
+            "Rate limit + cache per request, in process (µs; telemetry off)",
+            "mode",
+            result,
+            columns,
         )
-    Console().print(table)
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import tempfile
 import time
 from typing import Any
 
@@ -56,7 +57,7 @@ async def main() -> None:
     await upstream.start_server()
     raw: dict[str, Any] = {
         "providers": {"sim": {"base_url": str(upstream.make_url("/v1")), "api_key_env": None}},
-        "database_url": "sqlite:///:memory:",
+        "database_url": f"sqlite:///{tempfile.mkdtemp(prefix='sidecar-bench-')}/usage.db",
         "operations": {"evaluation": {"rate_limit": None, "cache_ttl_s": 3600}},
         "backends": {"redis_prefix": f"sidecar-bench-cache:{os.getpid()}:"},
     }

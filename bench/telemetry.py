@@ -15,7 +15,7 @@ Two figures per configuration:
 - amortized: wall time of a whole run of requests plus the final metric flush, divided by the
   request count: the CPU each request really costs, deferred metric work included.
 
-Run: ``python bench/telemetry.py [--requests 20000] [--json PATH]``.
+Run: ``python -m bench.telemetry [--requests 20000] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from rich.console import Console
-from rich.table import Table
 
+from bench.harness.report import microseconds_table
 from sidecar.config import settings_from_dict
 from sidecar.exchange import Exchange
 from sidecar.pipeline import build_pipeline
@@ -187,22 +187,23 @@ def summarise(
 
 
 def show(result: dict[str, dict[str, float]]) -> None:
-    table = Table(title="Pipeline time per request, in-process (µs; amortized incl. metric flush)")
-    columns = ("telemetry", "p50", "p95", "p99", "added p50", "added p95", "amortized", "added")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "telemetry" else "right")
-    for mode, row in result.items():
-        table.add_row(
-            mode,
-            f"{row['p50_us']:.1f}",
-            f"{row['p95_us']:.1f}",
-            f"{row['p99_us']:.1f}",
-            f"{row['added_p50_us']:+.1f}",
-            f"{row['added_p95_us']:+.1f}",
-            f"{row['amortized_us']:.1f}",
-            f"{row['added_amortized_us']:+.1f}",
+    columns = {
+        "p50": "p50_us",
+        "p95": "p95_us",
+        "p99": "p99_us",
+        "added p50": "added_p50_us",
+        "added p95": "added_p95_us",
+        "amortized": "amortized_us",
+        "added": "added_amortized_us",
+    }
+    Console().print(
+        microseconds_table(
+            "Pipeline time per request, in-process (µs; amortized incl. metric flush)",
+            "telemetry",
+            result,
+            columns,
         )
-    Console().print(table)
+    )
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class Exchange:
     priority: Priority = "normal"
     model: str | None = None  # as the client asked
     stream: bool = False
+    prompt_estimate: int | None = None  # the prompt's estimated tokens (sidecar.tokens)
     client_wants_usage: bool = False  # client asked for stream_options.include_usage itself
 
     # Filled by routing and the upstream call.

@@ -126,3 +126,11 @@ async def store(database_url: str) -> AsyncIterator[UsageStore]:
     opened = await open_usage_store(database_url)
     yield opened
     await opened.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def shared_state(request: pytest.FixtureRequest, key_prefix: str) -> dict[str, Any]:
+    """Sidecar settings for each backend: in process, or Redis under this test's key prefix."""
+    if request.param == "memory":
+        return {}
+    return {"redis_url": REDIS_URL, "backends": {"redis_prefix": key_prefix}}

@@ -196,3 +196,16 @@ def machine_table(load: dict[str, MachineLoad | None]) -> Table:
             section, f"{value.other_processes_cores:.2f}", f"{value.steal_cores:.2f}", verdict
         )
     return table
+
+
+def microseconds_table(
+    title: str, first: str, rows: dict[str, dict[str, float]], columns: dict[str, str]
+) -> Table:
+    """In-process figures (µs) per configuration: ``columns`` maps a header to a row key; keys
+    starting with ``added`` are signed."""
+    table = _table(title, [first, *columns], left=(first,))
+    for name, row in rows.items():
+        cells = [f"{row[key]:+.1f}" if key.startswith("added") else f"{row[key]:.1f}"
+                 for key in columns.values()]  # fmt: skip
+        table.add_row(name, *cells)
+    return table

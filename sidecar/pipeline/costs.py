@@ -27,9 +27,10 @@ from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply, Usage
 from sidecar.openai_api import is_model_call
 from sidecar.pipeline.base import Next
-from sidecar.pipeline.ratelimit import estimate_tokens, user_tag
+from sidecar.pipeline.ratelimit import user_tag
 from sidecar.runtime import Runtime
 from sidecar.stream import NO_EVENTS, StreamEnd
+from sidecar.tokens import completion_budget, prompt_tokens
 from sidecar.usage_log import UsageNotDurable
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,9 @@ class Costs:
                 ex.model or "", 0, 0, images=n or 1, size=_text(body, "size"),
                 quality=_text(body, "quality"),
             )  # fmt: skip
-        budget = body.get("max_completion_tokens", body.get("max_tokens"))
-        max_out = budget if isinstance(budget, int) and budget > 0 else 1024
-        prompt = estimate_tokens(body) - max_out if isinstance(budget, int) else 0
-        prompt = (
-            prompt if prompt > 0 else len(str(body.get("messages", body.get("input", "")))) // 4
+        return self.pricing.estimate_micros(
+            ex.model or "", prompt_tokens(ex), completion_budget(ex)
         )
-        return self.pricing.estimate_micros(ex.model or "", prompt, max_out)
 
     # --- after the call -------------------------------------------------------------------------
 
@@ -269,10 +266,8 @@ class _StreamEnd:
 
 
 def _estimated_usage(ex: Exchange, output_chunks: int) -> Usage:
-    """No usage chunk came: the prompt at ~4 characters a token, a token per relayed chunk."""
-    body = ex.body or {}
-    prompt = len(str(body.get("messages", body.get("input", "")))) // 4 + 1
-    return Usage(input_tokens=prompt, output_tokens=output_chunks)
+    """No usage chunk came: the prompt's estimate, and about a token per relayed chunk."""
+    return Usage(input_tokens=prompt_tokens(ex), output_tokens=output_chunks)
 
 
 def _text(body: dict[str, Any], key: str) -> str | None:

@@ -37,9 +37,9 @@ from sidecar.pipeline.identity import bounded_user
 from sidecar.runtime import Runtime
 from sidecar.stream import NO_EVENTS, StreamEnd
 from sidecar.telemetry.recorder import Telemetry
+from sidecar.tokens import estimate_tokens
 
 _SAFE_USER = re.compile(r"[A-Za-z0-9._@:-]{1,64}")  # no braces: they delimit the hash tag
-DEFAULT_MAX_TOKENS = 1024  # completion budget assumed when a request names none
 SETTLE_EVERY_S = 0.05  # token corrections are applied in batches this often
 
 
@@ -63,19 +63,6 @@ def token_limit(prefix: str, user: str, model: str, rule: RateLimitRule, cost: i
         return None
     key = f"{prefix}{{{user}}}:tok:{model}"
     return Limit(key, rule.tokens, rule.per_s, cost=min(cost, rule.tokens), kind="gcra")
-
-
-def estimate_tokens(body: dict[str, Any] | None) -> int:
-    """Prompt size (about 4 characters a token) plus the completion budget the request asks."""
-    if not body:
-        return 1
-    prompt = body.get("messages", body.get("input", body.get("prompt", "")))
-    prompt_tokens = len(str(prompt)) // 4 + 1
-    budget = body.get(
-        "max_completion_tokens", body.get("max_tokens", body.get("max_output_tokens"))
-    )
-    completion = budget if isinstance(budget, int) and budget > 0 else DEFAULT_MAX_TOKENS
-    return prompt_tokens + completion
 
 
 def rate_headers(window: Window) -> dict[str, str]:
@@ -107,7 +94,7 @@ class RateLimitStage:
         limits = [request_limit(self.prefix, user, ex.operation, rule)]
         tokens = None
         if ex.model is not None:
-            tokens = token_limit(self.prefix, user, ex.model, rule, estimate_tokens(ex.body))
+            tokens = token_limit(self.prefix, user, ex.model, rule, estimate_tokens(ex))
             if tokens is not None:
                 limits.append(tokens)
         cache_key = self.lookahead(ex)
@@ -193,7 +180,7 @@ def _limiter_down(ex: Exchange, headers: dict[str, str]) -> SidecarError:
 
 def _used(ex: Exchange) -> int:
     if ex.cache == "HIT" or ex.usage is None:
-        return 0 if ex.cache == "HIT" or ex.error_code else estimate_tokens(ex.body)
+        return 0 if ex.cache == "HIT" or ex.error_code else estimate_tokens(ex)
     return ex.usage.input_tokens + ex.usage.output_tokens
 
 

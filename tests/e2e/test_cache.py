@@ -82,17 +82,12 @@ async def chat_stream(
     return raw.headers["X-Sidecar-Cache"], text, [chunk.usage for chunk in chunks]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def cached(
-    request: pytest.FixtureRequest, upstream: TestServer, make_sidecar: MakeSidecar, key_prefix: str
+    upstream: TestServer, make_sidecar: MakeSidecar, shared_state: dict[str, Any]
 ) -> TestServer:
     """A sidecar caching chat for 10 minutes, in process or in Redis."""
-    shared: dict[str, Any] = (
-        {"redis_url": REDIS_URL, "backends": {"redis_prefix": key_prefix}}
-        if request.param == "redis"
-        else {}
-    )
-    return await make_sidecar(str(upstream.make_url("/v1")), operations=CACHED, **shared)
+    return await make_sidecar(str(upstream.make_url("/v1")), operations=CACHED, **shared_state)
 
 
 async def test_a_repeated_request_hits_without_reaching_the_upstream(

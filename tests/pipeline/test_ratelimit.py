@@ -43,17 +43,12 @@ async def post_chat(
         return resp
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def limited(
-    request: pytest.FixtureRequest, upstream: TestServer, make_sidecar: MakeSidecar, key_prefix: str
+    upstream: TestServer, make_sidecar: MakeSidecar, shared_state: dict[str, Any]
 ) -> TestServer:
     """A sidecar with chat limited to 5 per minute per user, in process or in Redis."""
-    shared: dict[str, Any] = (
-        {"redis_url": REDIS_URL, "backends": {"redis_prefix": key_prefix}}
-        if request.param == "redis"
-        else {}
-    )
-    return await make_sidecar(str(upstream.make_url("/v1")), operations=LIMIT_5, **shared)
+    return await make_sidecar(str(upstream.make_url("/v1")), operations=LIMIT_5, **shared_state)
 
 
 async def test_concurrent_requests_for_one_user_admit_exactly_the_limit(

@@ -17,6 +17,18 @@ from tests.helpers import APP_KEY, MESSAGES, MakeSidecar, ServerFactory, Sleeps,
 NO_FALLBACKS: dict[str, dict[str, Any]] = {"chat": {"fallbacks": []}}
 
 
+async def backup_provider(aiohttp_server: ServerFactory) -> tuple[Simulator, str]:
+    """A second simulated provider: the simulator and its base URL."""
+    backup = Simulator(SimulatorConfig(seed=3))
+    server = await aiohttp_server(backup.app())
+    return backup, str(server.make_url("/v1"))
+
+
+def two_providers(url: str, backup_url: str) -> dict[str, Any]:
+    """The simulator as the default provider "sim", and a "backup" provider without a key."""
+    return {"sim": sim_provider(url), "backup": {"base_url": backup_url, "api_key_env": None}}
+
+
 def calls(sim: Simulator, model: str | None = None) -> list[str]:
     """The models of the model calls the simulator saw (readiness probes are not counted)."""
     return [
@@ -196,15 +208,11 @@ async def test_fallback_may_cross_providers(
     sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
 ) -> None:
     """A chain entry 'provider/model' moves the request to another provider."""
-    backup = Simulator(SimulatorConfig(seed=3))
-    backup_server = await aiohttp_server(backup.app())
+    backup, backup_url = await backup_provider(aiohttp_server)
     sim.script("gpt-4o", [503] * 3)
     server = await make_sidecar(
         url,
-        providers={
-            "sim": sim_provider(url),
-            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
-        },
+        providers=two_providers(url, backup_url),
         operations={"chat": {"fallbacks": ["gpt-4o", "backup/llama3"]}},
     )
     raw = await chat(server)
@@ -348,15 +356,11 @@ async def test_an_account_failure_skips_the_providers_other_models(
 ) -> None:
     """insufficient_quota on gpt-4o: gpt-4 on the same account cannot help and is skipped;
     the backup provider's model is tried and answers."""
-    backup = Simulator(SimulatorConfig(seed=3))
-    backup_server = await aiohttp_server(backup.app())
+    backup, backup_url = await backup_provider(aiohttp_server)
     sim.script("gpt-4o", ["quota"])
     server = await make_sidecar(
         url,
-        providers={
-            "sim": sim_provider(url),
-            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
-        },
+        providers=two_providers(url, backup_url),
         operations={"chat": {"fallbacks": ["gpt-4o", "gpt-4", "backup/llama3"]}},
     )
     raw = await chat(server)
@@ -382,16 +386,12 @@ async def test_the_breaker_that_records_a_fallbacks_failures_is_the_one_consulte
     sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
 ) -> None:
     """backup/llama3 trips its breaker after two failures, so it is not tried a third time."""
-    backup = Simulator(SimulatorConfig(seed=3))
-    backup_server = await aiohttp_server(backup.app())
+    backup, backup_url = await backup_provider(aiohttp_server)
     sim.script("gpt-4o", [503] * 3)
     backup.script("llama3", [503] * 3)
     server = await make_sidecar(
         url,
-        providers={
-            "sim": sim_provider(url),
-            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
-        },
+        providers=two_providers(url, backup_url),
         operations={"chat": {"fallbacks": ["gpt-4o", "backup/llama3"]}},
         resilience={"max_calls": 10, "breaker": {"consecutive_failures": 2}},
     )
@@ -405,15 +405,11 @@ async def test_fallbacks_stay_on_the_provider_the_client_pinned(
     sim: Simulator, url: str, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
 ) -> None:
     """X-Sidecar-Provider: backup — when gpt-4o fails there, gpt-4 is tried there too."""
-    backup = Simulator(SimulatorConfig(seed=3))
-    backup_server = await aiohttp_server(backup.app())
+    backup, backup_url = await backup_provider(aiohttp_server)
     backup.script("gpt-4o", [503] * 3)
     server = await make_sidecar(
         url,
-        providers={
-            "sim": sim_provider(url),
-            "backup": {"base_url": str(backup_server.make_url("/v1")), "api_key_env": None},
-        },
+        providers=two_providers(url, backup_url),
         operations={"chat": {"allow_pricier_fallbacks": True}},
     )
     raw = await chat(server, extra_headers={"X-Sidecar-Provider": "backup"})
