@@ -31,7 +31,6 @@ from pathlib import Path
 from time import perf_counter_ns, process_time_ns
 from typing import Any
 
-import numpy as np
 import orjson
 import redis.asyncio as aioredis
 import uvloop
@@ -39,6 +38,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from rich.console import Console
 
 from bench.harness.report import microseconds_table
+from bench.harness.results import request_path_us
 from bench.telemetry import HEADERS, CannedTransport
 from sidecar.config import settings_from_dict
 from sidecar.exchange import Exchange
@@ -174,21 +174,11 @@ async def clean_redis(url: str, prefix: str) -> None:
 def summarise(
     timings: dict[str, list[int]], amortized: dict[str, tuple[float, float]]
 ) -> dict[str, dict[str, float]]:
-    result: dict[str, dict[str, float]] = {}
-    base = np.percentile(np.array(timings["off"]) / 1000, [50, 95, 99])
-    for mode, values in timings.items():
-        p50, p95, p99 = np.percentile(np.array(values) / 1000, [50, 95, 99])
-        result[mode] = {
-            "requests": len(values),
-            "p50_us": round(float(p50), 1),
-            "p95_us": round(float(p95), 1),
-            "p99_us": round(float(p99), 1),
-            "added_p50_us": round(float(p50 - base[0]), 1),
-            "added_p99_us": round(float(p99 - base[2]), 1),
-            "amortized_us": round(amortized[mode][0], 1),
-            "cpu_us": round(amortized[mode][1], 1),
-            "added_cpu_us": round(amortized[mode][1] - amortized["off"][1], 1),
-        }
+    result = request_path_us(timings)
+    for mode, (wall, cpu) in amortized.items():
+        result[mode]["amortized_us"] = round(wall, 1)
+        result[mode]["cpu_us"] = round(cpu, 1)
+        result[mode]["added_cpu_us"] = round(cpu - amortized["off"][1], 1)
     return result
 
 

@@ -28,7 +28,6 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from time import perf_counter_ns
 
-import numpy as np
 import orjson
 import uvloop
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -37,6 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from rich.console import Console
 
 from bench.harness.report import microseconds_table
+from bench.harness.results import request_path_us
 from sidecar.config import settings_from_dict
 from sidecar.exchange import Exchange
 from sidecar.pipeline import build_pipeline
@@ -169,20 +169,10 @@ async def main() -> None:
 def summarise(
     timings: dict[str, list[int]], amortized: dict[str, float]
 ) -> dict[str, dict[str, float]]:
-    result: dict[str, dict[str, float]] = {}
-    base = np.percentile(np.array(timings["off"]) / 1000, [50, 95, 99])
-    for mode, values in timings.items():
-        p50, p95, p99 = np.percentile(np.array(values) / 1000, [50, 95, 99])
-        result[mode] = {
-            "requests": len(values),
-            "p50_us": round(float(p50), 1),
-            "p95_us": round(float(p95), 1),
-            "p99_us": round(float(p99), 1),
-            "added_p50_us": round(float(p50 - base[0]), 1),
-            "added_p95_us": round(float(p95 - base[1]), 1),
-            "amortized_us": round(amortized[mode], 1),
-            "added_amortized_us": round(amortized[mode] - amortized["off"], 1),
-        }
+    result = request_path_us(timings)
+    for mode, value in amortized.items():
+        result[mode]["amortized_us"] = round(value, 1)
+        result[mode]["added_amortized_us"] = round(value - amortized["off"], 1)
     return result
 
 

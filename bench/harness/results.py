@@ -149,3 +149,23 @@ class TargetCheck:
     limit_ms: float
     measured_ms: float | None
     met: bool | None  # None: not measured in this run
+
+
+def request_path_us(
+    timings: dict[str, list[int]], base: str = "off"
+) -> dict[str, dict[str, float]]:
+    """Per configuration, p50/p95/p99 of nanosecond timings in µs, and each added over ``base``."""
+    reference = np.percentile(np.array(timings[base]) / 1000, [50, 95, 99])
+    rows: dict[str, dict[str, float]] = {}
+    for mode, values in timings.items():
+        p50, p95, p99 = np.percentile(np.array(values) / 1000, [50, 95, 99])
+        rows[mode] = {
+            "requests": len(values),
+            "p50_us": round(float(p50), 1),
+            "p95_us": round(float(p95), 1),
+            "p99_us": round(float(p99), 1),
+            "added_p50_us": round(float(p50 - reference[0]), 1),
+            "added_p95_us": round(float(p95 - reference[1]), 1),
+            "added_p99_us": round(float(p99 - reference[2]), 1),
+        }
+    return rows
