@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -121,7 +122,9 @@ def demo_settings(upstream_url: str) -> Settings:
     return settings_from_dict(
         {
             "providers": {"simulator": {"base_url": upstream_url, "api_key_env": None}},
-            "database_url": "sqlite:///:memory:",
+            # A file (in a temporary directory), as in production: an in-memory database can
+            # only be reached through aiosqlite's thread, which is much slower to commit to.
+            "database_url": f"sqlite:///{tempfile.mkdtemp(prefix='sidecar-demo-')}/usage.db",
             # Thresholds scaled to the simulator's 40 ms median, so slow operations show up;
             # limits scaled to a workload that sends in seconds what apps send in minutes.
             "operations": {
