@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import (
     ROUND_HALF_UP,
@@ -58,6 +58,9 @@ _CTX: Final = Context(
     prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow]
 )
 _ZERO: Final = Decimal(0)
+PRICE_PLACES: Final = 12  # decimal places a price may have (validated when a file is read)
+_UNIT: Final = 10**PRICE_PLACES
+_HALF_UNIT: Final = _UNIT // 2
 _IMAGE_KEY: Final = re.compile(r"[1-9][0-9]*x[1-9][0-9]*:[a-z][a-z0-9_-]*")
 _FILE_DEFAULTS: Final = ("source", "as_of")
 
@@ -77,6 +80,13 @@ class ModelPrice:
     source: str  # where the prices were read (a URL, or the pricing_file)
     as_of: date  # when they were read
     default_image: str = DEFAULT_IMAGE  # "SIZE:QUALITY" charged when a request names neither
+    # input, cached input (input's when None) and output prices times 10**PRICE_PLACES
+    scaled: tuple[int | None, int | None, int | None] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cached = self.cached_input_per_1m
+        prices = (self.input_per_1m, self.input_per_1m if cached is None else cached)
+        object.__setattr__(self, "scaled", (*map(_scaled, prices), _scaled(self.output_per_1m)))
 
     def image_price(self, size: str | None = None, quality: str | None = None) -> Decimal | None:
         """USD per image at ``size`` and ``quality`` (None or "auto": the default), or None."""
@@ -261,25 +271,33 @@ def _quality(asked: str | None, resolved: _Resolved) -> str | None:
 
 
 def _token_micros(price: ModelPrice, uncached: int, cached: int, output: int) -> int | None:
-    # USD per 1M tokens times tokens is micro-dollars: no scaling needed. fma (price * tokens +
-    # total) is exact in the 60-digit context; the only rounding is the last line's.
-    total = _ZERO
+    # USD per 1M tokens is micro-dollars per token. Prices have at most PRICE_PLACES decimals,
+    # so scaled by 10**PRICE_PLACES they are integers and the sum is exact in integer arithmetic
+    # (a tenth of the Decimal version's time); the only rounding, half up, is the last line's.
+    unit_input, unit_cached, unit_output = price.scaled
+    total = 0
     if uncached:
-        if price.input_per_1m is None:
+        if unit_input is None:
             return None
-        total = price.input_per_1m.fma(uncached, total, _CTX)
+        total += unit_input * uncached
     if cached:
-        cached_price = price.cached_input_per_1m
-        if cached_price is None:
-            cached_price = price.input_per_1m
-        if cached_price is None:
+        if unit_cached is None:
             return None
-        total = cached_price.fma(cached, total, _CTX)
+        total += unit_cached * cached
     if output:
-        if price.output_per_1m is None:
+        if unit_output is None:
             return None
-        total = price.output_per_1m.fma(output, total, _CTX)
-    return int(_CTX.to_integral_value(total))
+        total += unit_output * output
+    return (total + _HALF_UNIT) // _UNIT
+
+
+def _scaled(price: Decimal | None) -> int | None:
+    if price is None:
+        return None
+    scaled = price.scaleb(PRICE_PLACES, _CTX)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"a price has more than {PRICE_PLACES} decimal places: {price}")
+    return int(scaled)
 
 
 def _image_micros(
@@ -314,7 +332,7 @@ def _image_key(value: str) -> str:
 Price = Annotated[
     Decimal,
     BeforeValidator(_exact_number),
-    Field(ge=0, allow_inf_nan=False, max_digits=24, decimal_places=12),
+    Field(ge=0, allow_inf_nan=False, max_digits=24, decimal_places=PRICE_PLACES),
 ]
 ImageKey = Annotated[str, AfterValidator(_image_key)]
 

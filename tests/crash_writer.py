@@ -49,6 +49,7 @@ async def main(database_url: str, journal: str, workers: int, limit: int) -> Non
             await log.record(record)
             sys.stdout.write(record.record_id + "\n")
             sys.stdout.flush()
+            await asyncio.sleep(0)  # as a server's loop: other work, the writer's commits
 
     await asyncio.gather(*(work() for _ in range(workers)))
     await log.close()

@@ -1,5 +1,6 @@
-"""The usage log: records are group-committed and durable when ``record()`` returns, journaled
-while the database is away and stored exactly once when it answers; SQLite and PostgreSQL."""
+"""The usage log: records are durable when ``record()`` returns (written ahead), group-committed
+after, journaled while the database is away and stored exactly once when it answers; SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ import pytest
 from sidecar.backends import UsageStore
 from sidecar.backends.setup import open_usage_store
 from sidecar.backends.usage import CHECKPOINT_ROWS, SQLITE_ROWS, SqliteUsage, sqlite_path
-from sidecar.usage_log import UsageLog, UsageNotDurable, encode, journal_path_for
+from sidecar.usage_log import (
+    UsageLog,
+    UsageNotDurable,
+    WriteAhead,
+    decode,
+    encode,
+    journal_path_for,
+)
 from tests.crash_writer import usage_record
 from tests.helpers import PG_ADMIN_URL
 
@@ -151,6 +159,7 @@ async def test_500_concurrent_records_are_all_stored_in_group_commits(
     try:
         records = [usage_record() for _ in range(500)]
         await asyncio.gather(*(log.record(record) for record in records))
+        assert await log.flush()
         assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in records)
         assert (log.committed, log.journaled, log.depth) == (500, 0, 0)
         assert 1 < log.batches < 500
@@ -169,6 +178,7 @@ async def test_a_batch_larger_than_one_statement_is_committed_whole(
     try:
         records = [usage_record() for _ in range(SQLITE_ROWS + 200)]
         await asyncio.gather(*(log.record(record) for record in records))
+        assert await log.flush()
         assert (log.batches, log.committed) == (1, len(records))
         assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in records)
     finally:
@@ -186,6 +196,7 @@ async def test_sqlite_commits_on_the_event_loop_keep_the_wal_checkpointed(tmp_pa
     try:
         for _ in range(100):
             await asyncio.gather(*(log.record(usage_record()) for _ in range(200)))
+        assert await log.flush()
         assert (log.committed, log.journaled) == (20_000, 0)
         assert wal_bytes(tmp_path / "usage.db") < 12 * CHECKPOINT_ROWS * 1024
     finally:
@@ -193,13 +204,95 @@ async def test_sqlite_commits_on_the_event_loop_keep_the_wal_checkpointed(tmp_pa
         await store.close()
 
 
-async def test_record_returns_once_its_record_is_committed(
-    usage_log: UsageLog, database_url: str
+def segments(journal: Path) -> list[bytes]:
+    """The contents of the journal slot's two write-ahead segments (b"" for a missing one)."""
+    return [path.read_bytes() if path.exists() else b"" for path in WriteAhead.paths_for(journal)]
+
+
+async def test_record_returns_once_written_ahead_and_flush_once_committed(
+    store: UsageStore, database_url: str, journal: Path
 ) -> None:
-    """When record() returns, another connection already reads the record."""
-    one = usage_record()
-    await usage_log.record(one)
-    assert await stored_ids(database_url) == [one.record_id]
+    """record() returns with the record's line in a write-ahead segment, before any commit
+    (the database is locked); flush() returns once another connection reads the record, and
+    the segment is empty again."""
+    log = UsageLog(store, journal, commit_timeout_s=30)
+    await log.start()
+    try:
+        one = usage_record()
+        async with locked(database_url):
+            await log.record(one)
+            assert [decode(line) for line in b"".join(segments(journal)).splitlines()] == [one]
+            assert not await log.flush(timeout_s=0.05)
+        assert await log.flush()
+        assert await stored_ids(database_url) == [one.record_id]
+        assert segments(journal) == [b"", b""]
+    finally:
+        await log.close()
+    assert not any(path.exists() for path in WriteAhead.paths_for(journal))
+
+
+async def test_without_write_ahead_record_returns_once_committed(
+    store: UsageStore, database_url: str, journal: Path
+) -> None:
+    """write_ahead=False: when record() returns, another connection already reads the record."""
+    log = UsageLog(store, journal, write_ahead=False)
+    await log.start()
+    try:
+        one = usage_record()
+        await log.record(one)
+        assert await stored_ids(database_url) == [one.record_id]
+        assert not any(path.exists() for path in WriteAhead.paths_for(journal))
+    finally:
+        await log.close()
+
+
+async def test_segments_empty_as_batches_commit_under_continuous_load(
+    store: UsageStore, database_url: str, journal: Path
+) -> None:
+    """Records keep arriving while batches commit (the queue is never empty): the writer
+    switches segments before each batch, so the segments hold only what is not committed yet
+    (the last two bursts), never the whole run, and both are empty once the last batch is."""
+    log = UsageLog(store, journal, max_batch=20)
+    await log.start()
+    records = [usage_record() for _ in range(400)]
+    largest = 0
+    try:
+        for start in range(0, len(records), 10):
+            for record in records[start : start + 10]:
+                assert log.submit(record) is None
+            for _ in range(5000):  # until all but this burst is committed (bounded: 5 s)
+                if log.committed >= start:
+                    break
+                await asyncio.sleep(0.001)
+            largest = max(largest, sum(content.count(b"\n") for content in segments(journal)))
+        assert largest <= 20
+        assert await log.flush()
+        assert segments(journal) == [b"", b""]
+        assert log.batches > 1
+        assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in records)
+    finally:
+        await log.close()
+
+
+async def test_records_written_ahead_by_a_crashed_process_are_stored_at_start(
+    store: UsageStore, database_url: str, journal: Path
+) -> None:
+    """Segments a process left behind (kill -9 before their commit, a torn last line) are
+    stored by the next start, once, and removed."""
+    crashed = [usage_record() for _ in range(5)]
+    first, second = WriteAhead.paths_for(journal)
+    first.write_bytes(b"".join(encode(r) for r in crashed[:2]))
+    second.write_bytes(b"".join(encode(r) for r in crashed[2:]) + b'{"record_id": "to')
+    log = UsageLog(store, journal)
+    await log.start()
+    try:
+        assert log.replayed == 5
+        assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in crashed)
+    finally:
+        await log.close()
+    assert journal_files(journal) == {}
+    assert not first.exists()
+    assert not second.exists()
 
 
 async def test_records_are_journaled_while_the_database_is_unreachable_and_replayed_once(
@@ -214,6 +307,7 @@ async def test_records_are_journaled_while_the_database_is_unreachable_and_repla
     await first.start()
     try:
         await asyncio.gather(*(first.record(record) for record in records))
+        assert await first.flush()
         assert (first.committed, first.journaled, first.spilled) == (0, 50, True)
     finally:
         await first.close()
@@ -242,11 +336,13 @@ async def test_a_running_log_replays_its_journal_when_the_database_answers_again
     during = [usage_record() for _ in range(30)]
     async with outage(store, database_url):
         await asyncio.gather(*(usage_log.record(record) for record in during))
+        assert await usage_log.flush()
         assert (usage_log.journaled, usage_log.spilled) == (30, True)
         assert not await usage_log.replay()
     assert await usage_log.replay()
     after = usage_record()
     await usage_log.record(after)
+    assert await usage_log.flush()
     assert (usage_log.committed, usage_log.journaled, usage_log.replayed) == (1, 30, 30)
     expected = sorted(r.record_id for r in [*during, after])
     assert sorted(await stored_ids(database_url)) == expected
@@ -282,7 +378,7 @@ async def test_a_commit_that_hangs_past_its_timeout_is_journaled_and_stored_once
     store: UsageStore, database_url: str, journal: Path
 ) -> None:
     """A commit stuck behind another transaction's lock: after commit_timeout_s its batch is
-    journaled and record() returns; replayed once the lock is gone, each record is stored once,
+    journaled and flush() returns; replayed once the lock is gone, each record is stored once,
     although the stuck commit may have gone through as well."""
     log = UsageLog(store, journal, commit_timeout_s=0.2)
     await log.start()
@@ -290,6 +386,7 @@ async def test_a_commit_that_hangs_past_its_timeout_is_journaled_and_stored_once
         records = [usage_record() for _ in range(5)]
         async with locked(database_url):
             await asyncio.gather(*(log.record(record) for record in records))
+            assert await log.flush()
             assert (log.committed, log.journaled) == (0, 5)
         assert await log.replay()
         assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in records)
@@ -297,23 +394,25 @@ async def test_a_commit_that_hangs_past_its_timeout_is_journaled_and_stored_once
         await log.close()
 
 
-async def test_a_full_queue_makes_submit_wait_instead_of_dropping(
+async def test_a_full_queue_makes_the_caller_wait_instead_of_dropping(
     store: UsageStore, database_url: str, journal: Path
 ) -> None:
-    """With max_queued records not yet durable, submit() waits for room; nothing is dropped,
-    and every record is stored once the database moves again."""
+    """With max_queued records waiting for the store, the next caller waits for its record's
+    commit (back-pressure); nothing is dropped, and every record is stored once the database
+    moves again."""
     log = UsageLog(store, journal, max_queued=3, commit_timeout_s=30)
     await log.start()
     try:
         records = [usage_record() for _ in range(4)]
         async with locked(database_url):
-            futures = [await log.submit(record) for record in records[:3]]
-            fourth = asyncio.create_task(log.submit(records[3]))
+            assert [log.submit(record) for record in records[:3]] == [None, None, None]
+            fourth = asyncio.create_task(log.record(records[3]))
             for _ in range(20):
                 await asyncio.sleep(0)  # let the writer take its batch and the fourth wait
             assert not fourth.done()
-            assert log.depth == 3
-        await asyncio.gather(*futures, await fourth)
+            assert log.depth == 4
+        await fourth
+        assert await log.flush()
         assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in records)
     finally:
         await log.close()
@@ -326,9 +425,8 @@ async def test_close_commits_everything_queued(
     log = UsageLog(store, journal, max_batch=50)
     await log.start()
     records = [usage_record() for _ in range(300)]
-    futures = [await log.submit(record) for record in records]
+    assert all(log.submit(record) is None for record in records)
     await log.close(timeout_s=10)
-    assert all(future.done() and future.exception() is None for future in futures)
     assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in records)
     assert (log.committed, log.journaled) == (300, 0)
     assert journal_files(journal) == {}
@@ -342,6 +440,7 @@ async def test_a_record_the_database_refuses_is_set_aside_and_the_rest_committed
     good = [usage_record() for _ in range(10)]
     bad = usage_record(input_tokens=2**64)
     await asyncio.gather(*(usage_log.record(record) for record in [*good[:5], bad, *good[5:]]))
+    assert await usage_log.flush()
     assert sorted(await stored_ids(database_url)) == sorted(r.record_id for r in good)
     assert (usage_log.rejected, usage_log.journaled, usage_log.spilled) == (1, 0, False)
     (line,) = usage_log.rejects_path.read_text().splitlines()

@@ -162,17 +162,30 @@ class UsageRecord:
     fallback: str | None = None
     outcome: str = "success"
     estimated: bool = False  # usage estimated (client left before the final chunk)
+    upstream_calls: int = 1  # attempts sent upstream: retries and fallbacks add to it, a hit is 0
     record_id: str = field(default_factory=lambda: os.urandom(12).hex())  # idempotent writes
 
 
 @dataclass(frozen=True, slots=True)
-class ModelUsage:
+class UsageGroup:
+    """A user's records of one operation answered by one model, summed by the database."""
+
+    operation: str
     model: str
     requests: int
     input_tokens: int
     output_tokens: int
     images: int
-    cost_micros: int
+    cost_micros: int  # of the priced records
+    unpriced: int  # records whose cost is unknown (the model had no price)
+    cache_hits: int
+    saved_micros: int  # what the cache hits would have cost
+    fallbacks: int  # records answered by a fallback model
+    fallback_micros: int
+    failed: int  # records whose outcome is not a success (a stream cut mid-way is billed)
+    failed_micros: int
+    retried: int  # records that took more than one upstream call
+    extra_calls: int  # upstream calls beyond the first, summed
 
 
 class UsageStore(Protocol):
@@ -180,7 +193,10 @@ class UsageStore(Protocol):
         """Store records durably (committed when this returns)."""
         ...
 
-    async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]: ...
+    async def breakdown(self, user: str, since: datetime, until: datetime) -> list[UsageGroup]:
+        """``user``'s records in [since, until) by operation and model, most costly first."""
+        ...
+
     async def health(self) -> Health: ...
     async def close(self) -> None: ...
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import aiosqlite
 import asyncpg
 
-from sidecar.backends import Health, ModelUsage, UsageRecord
+from sidecar.backends import Health, UsageGroup, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ COLUMNS = (
     "record_id", "time_us", "request_id", "user_id", "operation", "model_requested",
     "model_served", "provider", "input_tokens", "cached_input_tokens", "output_tokens", "images",
     "cost_micros", "cache_hit", "saved_micros", "fallback", "outcome", "estimated",
+    "upstream_calls",
 )  # fmt: skip
 
 # (version, statements); ``{id}`` is the dialect's auto-increment primary key.
@@ -63,13 +64,25 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX usage_user_time ON usage_records (user_id, time_us)",
         ),
     ),
+    (
+        2,
+        ("ALTER TABLE usage_records ADD COLUMN upstream_calls INTEGER NOT NULL DEFAULT 1",),
+    ),
 )
 
-_BY_MODEL = """
-SELECT model_served, COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
-       COALESCE(SUM(images), 0), COALESCE(SUM(cost_micros), 0)
+_BREAKDOWN = """
+SELECT operation, model_served, COUNT(*), COALESCE(SUM(input_tokens), 0),
+       COALESCE(SUM(output_tokens), 0), COALESCE(SUM(images), 0), COALESCE(SUM(cost_micros), 0),
+       SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END),
+       SUM(cache_hit), COALESCE(SUM(saved_micros), 0),
+       SUM(CASE WHEN fallback IS NULL THEN 0 ELSE 1 END),
+       SUM(CASE WHEN fallback IS NULL THEN 0 ELSE COALESCE(cost_micros, 0) END),
+       SUM(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END),
+       SUM(CASE WHEN outcome = 'success' THEN 0 ELSE COALESCE(cost_micros, 0) END),
+       SUM(CASE WHEN upstream_calls > 1 THEN 1 ELSE 0 END),
+       SUM(CASE WHEN upstream_calls > 1 THEN upstream_calls - 1 ELSE 0 END)
 FROM usage_records WHERE user_id = {0} AND time_us >= {1} AND time_us < {2}
-GROUP BY model_served ORDER BY 6 DESC, 2 DESC
+GROUP BY operation, model_served ORDER BY 7 DESC, 3 DESC, 1, 2
 """
 
 
@@ -97,6 +110,7 @@ def row_of(record: UsageRecord) -> tuple[Any, ...]:
         record.fallback,
         record.outcome,
         int(record.estimated),
+        record.upstream_calls,
     )
 
 
@@ -124,7 +138,7 @@ def _sqlite_insert(rows: int) -> str:
 # PostgreSQL: one array per column, whatever the number of rows (one prepared statement).
 _PG_TYPES = (
     "text", "bigint", "text", "text", "text", "text", "text", "text", "bigint", "bigint",
-    "bigint", "integer", "bigint", "smallint", "bigint", "text", "text", "smallint",
+    "bigint", "integer", "bigint", "smallint", "bigint", "text", "text", "smallint", "integer",
 )  # fmt: skip
 _PG_INSERT = (
     _INSERT
@@ -135,8 +149,8 @@ _PG_INSERT = (
 )
 
 
-def _model_usage(rows: Sequence[Sequence[Any]]) -> list[ModelUsage]:
-    return [ModelUsage(str(r[0]), *(int(v) for v in r[1:6])) for r in rows]
+def _groups(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
+    return [UsageGroup(str(r[0]), str(r[1]), *(int(v or 0) for v in r[2:])) for r in rows]
 
 
 class _Dialect(Protocol):
@@ -266,11 +280,11 @@ class SqliteUsage:
         finally:
             self._checkpoint, self._holding = None, False
 
-    async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]:
+    async def breakdown(self, user: str, since: datetime, until: datetime) -> list[UsageGroup]:
         db = self._require()
-        sql = _BY_MODEL.format("?", "?", "?")
+        sql = _BREAKDOWN.format("?", "?", "?")
         async with db.execute(sql, (user, to_us(since), to_us(until))) as cursor:
-            return _model_usage(list(await cursor.fetchall()))
+            return _groups(list(await cursor.fetchall()))
 
     def _require(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -359,12 +373,11 @@ class PostgresUsage:
             columns = zip(*(row_of(record) for record in records), strict=True)
             await pool.execute(_PG_INSERT, *(list(column) for column in columns))
 
-    async def by_model(self, user: str, since: datetime, until: datetime) -> list[ModelUsage]:
+    async def breakdown(self, user: str, since: datetime, until: datetime) -> list[UsageGroup]:
         pool = await self._require()
-        rows = await pool.fetch(
-            _BY_MODEL.format("$1", "$2", "$3"), user, to_us(since), to_us(until)
-        )
-        return _model_usage([tuple(row) for row in rows])
+        sql = _BREAKDOWN.format("$1", "$2", "$3")
+        rows = await pool.fetch(sql, user, to_us(since), to_us(until))
+        return _groups([tuple(row) for row in rows])
 
     async def health(self) -> Health:
         started = time.perf_counter()

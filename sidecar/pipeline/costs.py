@@ -4,9 +4,9 @@ Before the call the estimated cost (prompt estimate + ``max_tokens``, or the ima
 at the model's prices) is reserved against the user's budget for the calendar month (UTC), in
 one atomic step, so concurrent requests cannot overshoot it: a reservation that does not fit
 is refused with 429 ``QUOTA_EXCEEDED`` when ``budgets.enforce``. After the call the reservation
-is settled to the real cost, the usage record is committed (a reply waits for its batch's
-commit, so a client never holds an answer whose record a crash could lose), and crossing
-``budgets.notify_at`` sends one notification per user per month.
+is settled to the real cost, the usage record is made durable before the reply goes on (see
+:mod:`sidecar.usage_log`: a client never holds an answer whose record a crash could lose), and
+crossing ``budgets.notify_at`` sends one notification per user per month.
 
 A cache hit costs 0 and records the cost it saved. A model missing from the price table is an
 alarm (``sidecar.cost.unpriced``, one warning per model) and its cost is recorded as unknown,
@@ -15,8 +15,8 @@ never as $0.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,11 +38,48 @@ log = logging.getLogger(__name__)
 MONTH_TTL_S = 40 * 86400  # a month's counter outlives the month, then expires
 MICROS = Decimal(1_000_000)
 UTILIZATION_FLOOR = 0.5  # sidecar.budget.utilization is recorded from half the budget on
-_TERMINAL = (b"data: [DONE]", b"event: response.completed")  # held back until the commit
+_TERMINAL = (b"data: [DONE]", b"event: response.completed")  # held until the record is durable
 
 
 def month_of(moment: datetime) -> str:
     return moment.strftime("%Y-%m")
+
+
+class BudgetKeys:
+    """The budget counter key of a user for the current month, remembered: formatting the
+    month and hashing a long user name cost more than the rest of a reservation."""
+
+    def __init__(self, prefix: str, *, capacity: int = 10_000) -> None:
+        self.prefix = prefix
+        self.capacity = capacity
+        self.month = ""
+        self._month_ends = 0.0  # epoch seconds when the month changes
+        self._keys: dict[str, str] = {}
+
+    def current(self, user: str) -> tuple[str, str]:
+        """(key, month) for ``user`` now."""
+        if time.time() >= self._month_ends:
+            now = datetime.now(UTC)
+            self.month, self._month_ends = month_of(now), _next_month(now).timestamp()
+            self._keys.clear()
+        key = self._keys.get(user)
+        if key is None:
+            if len(self._keys) >= self.capacity:
+                self._keys.clear()
+            key = self._keys[user] = self.key(user, self.month)
+        return key, self.month
+
+    def key(self, user: str, month: str) -> str:
+        return f"{self.prefix}{{{user_tag(user)}}}:{month}"
+
+
+def _next_month(now: datetime) -> datetime:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
 
 
 class Costs:
@@ -53,21 +90,24 @@ class Costs:
         self.counters = rt.backends.counters
         self.log = rt.usage_log
         self.telemetry = rt.telemetry
-        self.prefix = rt.settings.backends.redis_prefix + "budget:"
+        self.keys = BudgetKeys(rt.settings.backends.redis_prefix + "budget:")
+        budgets = rt.settings.budgets
+        self._budget = int(budgets.monthly_usd * MICROS)
+        self._budgets = {user: int(usd * MICROS) for user, usd in budgets.users.items()}
         self._unpriced_warned: set[str] = set()
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         if ex.model is None or not is_model_call(ex.method, ex.path):
             return await call_next(ex)
-        charge = await self._reserve(ex)
+        charge = await self.reserve(ex)
         try:
             reply = await call_next(ex)
         except BaseException:
-            await self._finish(ex, charge, outcome=ex.error_code or "error")
+            await self.settle(ex, charge, outcome=ex.error_code or "error")
             raise
         if reply.stream is None:
             outcome = "success" if reply.status < 400 else f"HTTP_{reply.status}"
-            await self._finish(ex, charge, outcome=outcome)
+            await self.settle(ex, charge, outcome=outcome)
         else:
             watcher = _StreamEnd(self, ex, charge)
             reply.observers.append(watcher)
@@ -77,15 +117,15 @@ class Costs:
     # --- before the call ------------------------------------------------------------------------
 
     def budget_micros(self, user: str) -> int:
-        budgets = self.settings.budgets
-        return int(budgets.users.get(user, budgets.monthly_usd) * MICROS)
+        return self._budgets.get(user, self._budget)
 
     def budget_key(self, user: str, month: str) -> str:
-        return f"{self.prefix}{{{user_tag(user)}}}:{month}"
+        return self.keys.key(user, month)
 
-    async def _reserve(self, ex: Exchange) -> _Charge:
-        month = month_of(datetime.now(UTC))
-        charge = _Charge(self.budget_key(ex.user, month), month, 0)
+    async def reserve(self, ex: Exchange) -> Charge:
+        """Reserve the call's estimated cost against the user's budget for this month."""
+        key, month = self.keys.current(ex.user)
+        charge = Charge(key, month, 0)
         estimate = self._estimate(ex)
         if not estimate:
             return charge
@@ -154,16 +194,16 @@ class Costs:
                 what,
             )
 
-    async def _finish(
-        self, ex: Exchange, charge: _Charge, *, outcome: str, estimated: bool = False
+    async def settle(
+        self, ex: Exchange, charge: Charge, *, outcome: str, estimated: bool = False
     ) -> None:
+        """Price the call, hand its usage record over, settle the reservation to the cost."""
         cost, saved = self.price(ex)
         if cost is not None:
             ex.cost_usd = Decimal(cost) / MICROS
-        # Hand the record over first (shielded: a cancelled request still hands it over) and
-        # wait for its commit last, so the commit overlaps the budget update.
-        record = self._record(ex, cost, saved, outcome, estimated)
-        durable = await asyncio.shield(self.log.submit(record))
+        # Handed over first, before any await (a cancelled request has handed it over). It is
+        # usually durable at once (written ahead); if not, its commit overlaps the budget update.
+        durable = self.log.submit(self._record(ex, cost, saved, outcome, estimated))
         try:
             spent = cost if cost is not None else charge.reserved  # unknown: keep the reserve
             if charge.reserved or spent:
@@ -171,12 +211,13 @@ class Costs:
                 total = await self.counters.add(charge.key, delta, ttl_s=MONTH_TTL_S)
                 await self._maybe_notify(ex, charge, total)
         finally:
-            try:
-                await durable
-            except UsageNotDurable:  # database and journal both failing: it stays queued
-                log.error("usage record of %s is not durable yet (kept queued)", ex.request_id)
+            if durable is not None:
+                try:
+                    await durable
+                except UsageNotDurable:  # database and journal both failing: it stays queued
+                    log.error("usage record of %s is not durable yet (kept queued)", ex.request_id)
 
-    async def _maybe_notify(self, ex: Exchange, charge: _Charge, total: int) -> None:
+    async def _maybe_notify(self, ex: Exchange, charge: Charge, total: int) -> None:
         budget = self.budget_micros(ex.user)
         if not budget:
             return
@@ -224,10 +265,13 @@ class Costs:
             fallback=ex.fallback,
             outcome=outcome,
             estimated=estimated,
+            upstream_calls=ex.attempts,
         )
 
 
-class _Charge:
+class Charge:
+    """A call's budget counter and what is reserved on it."""
+
     __slots__ = ("key", "month", "reserved")
 
     def __init__(self, key: str, month: str, reserved: int) -> None:
@@ -236,9 +280,9 @@ class _Charge:
 
 class _StreamEnd:
     """A stream's cost is known when it ends; its end (``[DONE]``, ``response.completed``) is
-    held back until the usage record is committed, then sent."""
+    held back until the usage record is durable, then sent."""
 
-    def __init__(self, stage: Costs, ex: Exchange, charge: _Charge) -> None:
+    def __init__(self, stage: Costs, ex: Exchange, charge: Charge) -> None:
         self.stage, self.ex, self.charge = stage, ex, charge
         self.held: list[bytes] = []
         self.deltas = 0  # content chunks relayed: about one token each
@@ -259,7 +303,7 @@ class _StreamEnd:
             outcome = "success"
         else:
             outcome = end.error.code.value if end.error else end.reason.value
-        await self.stage._finish(self.ex, self.charge, outcome=outcome, estimated=estimated)
+        await self.stage.settle(self.ex, self.charge, outcome=outcome, estimated=estimated)
 
     def on_end(self, end: StreamEnd) -> Sequence[bytes]:
         return self.held or NO_EVENTS

@@ -203,6 +203,11 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
     overview.add_column(justify="right")
     overview.add_row("requests", f"{report['requests']:,}")
     overview.add_row("cost", f"${report['total_cost_usd']}")
+    if report.get("unpriced_requests"):
+        overview.add_row("requests of unpriced models", f"{report['unpriced_requests']:,}")
+    if "cache" in report:
+        overview.add_row("cache hits (saved)", f"{report['cache']['hits']:,} "
+                         f"(${report['cache']['saved_usd']})")  # fmt: skip
     overview.add_row(f"budget {budget['month']}", f"${budget['monthly_usd']}")
     overview.add_row("spent this month", f"${budget['spent_usd']}")
     overview.add_row("remaining", f"${budget['remaining_usd']}")
@@ -220,6 +225,33 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
             row["cost_usd"],
         )
     console.print(models)
+    operations = Table(title="By operation")
+    for name in ("operation", "model", "requests", "mean output tokens", "cost USD", "cache hits",
+                 "saved USD"):  # fmt: skip
+        operations.add_column(name, justify="left" if name in ("operation", "model") else "right")
+    for row in report.get("by_operation", []):
+        operations.add_row(
+            row["operation"],
+            row["model"],
+            f"{row['requests']:,}",
+            f"{row['mean_output_tokens']:,}",
+            row["cost_usd"],
+            f"{row['cache_hits']:,}",
+            row["saved_usd"],
+        )
+    console.print(operations)
+    extra = report.get("fallbacks_and_retries")
+    if extra:
+        money = Table(title="Fallbacks, retries and failed calls", show_header=False)
+        money.add_column(style="bold")
+        money.add_column(justify="right")
+        money.add_row("answered by a fallback model", f"{extra['fallback_requests']:,}")
+        money.add_row("their cost", f"${extra['fallback_cost_usd']}")
+        money.add_row("retried requests", f"{extra['retried_requests']:,}")
+        money.add_row("extra upstream calls", f"{extra['extra_upstream_calls']:,}")
+        money.add_row("failed requests", f"{extra['failed_requests']:,}")
+        money.add_row("their cost (streams cut mid-way are billed)", f"${extra['failed_cost_usd']}")
+        console.print(money)
     if report["recommendations"]:
         console.print("[bold]Recommendations[/bold]")
         for line in report["recommendations"]:

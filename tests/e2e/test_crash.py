@@ -1,6 +1,6 @@
-"""kill -9 in the middle of the load loses no usage record whose ``record()`` had returned:
-not from SQLite (WAL, synchronous=NORMAL), not from PostgreSQL, not from the journal that
-holds records while the database is down."""
+"""kill -9 in the middle of the load loses no usage record whose ``record()`` had returned: the
+next start stores what the killed process had written ahead and not committed yet, into SQLite
+or PostgreSQL, and what its journal held while the database was down."""
 
 from __future__ import annotations
 
@@ -49,13 +49,29 @@ async def confirmed_then_killed(database_url: str, journal: Path, errors: Path) 
 
 async def test_kill_9_loses_no_committed_record(database_url: str, tmp_path: Path) -> None:
     """Every record_id the writer printed (its record() had returned) is in the database after
-    the process was SIGKILLed mid-load."""
+    the process was SIGKILLed mid-load and a new log started on the same files, once."""
     confirmed = await confirmed_then_killed(
         database_url, tmp_path / "usage.pending.jsonl", tmp_path / "stderr.txt"
     )
     assert len(confirmed) >= CONFIRMED
-    stored = set(await stored_ids(database_url))
-    assert confirmed - stored == set()  # records lost: 0
+    await restart(database_url, tmp_path / "usage.pending.jsonl")
+    stored = await stored_ids(database_url)
+    assert confirmed - set(stored) == set()  # records lost: 0
+    assert len(stored) == len(set(stored))
+
+
+async def restart(database_url: str, journal: Path) -> UsageLog:
+    """A new log on the same database and journal: it stores what the killed one left (its
+    write-ahead segments and journal), then stops."""
+    store = await open_usage_store(database_url)
+    log = UsageLog(store, journal)
+    try:
+        await log.start()
+    finally:
+        await log.close()
+        await store.close()
+    assert list(journal.parent.glob(f"*{journal.name}*")) == []
+    return log
 
 
 async def test_kill_9_while_the_database_is_down_loses_nothing_from_the_journal(
@@ -68,16 +84,8 @@ async def test_kill_9_while_the_database_is_down_loses_nothing_from_the_journal(
     confirmed = await confirmed_then_killed(down, journal, tmp_path / "stderr.txt")
     assert len(confirmed) >= CONFIRMED
 
-    store = await open_usage_store(database_url)
-    log = UsageLog(store, journal)
-    try:
-        await log.start()
-        assert not log.spilled
-        assert log.replayed >= len(confirmed)
-    finally:
-        await log.close()
-        await store.close()
+    log = await restart(database_url, journal)
+    assert log.replayed >= len(confirmed)
     stored = await stored_ids(database_url)
     assert confirmed - set(stored) == set()  # records lost: 0
     assert len(stored) == len(set(stored))
-    assert list(journal.parent.glob(f"{journal.name}*")) == []

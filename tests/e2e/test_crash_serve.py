@@ -1,8 +1,9 @@
 """kill -9 under load loses no usage record of an answer a client received.
 
 A real ``llm-sidecar serve`` process answers concurrent requests; once 200 answers have arrived
-it is killed with SIGKILL mid-load. Every request id the clients saw answered must then be in
-the SQLite database the process wrote.
+it is killed with SIGKILL mid-load, then started again on the same configuration (it stores what
+the killed process had written ahead) and stopped. Every request id the clients saw answered
+must then be in the SQLite database, once.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def free_port() -> int:
         return port
 
 
-def recorded_ids(database: Path) -> set[str]:
+def recorded_ids(database: Path) -> list[str]:
     with contextlib.closing(sqlite3.connect(database)) as db:
-        return {row[0] for row in db.execute("SELECT request_id FROM usage_records")}
+        return [row[0] for row in db.execute("SELECT request_id FROM usage_records")]
 
 
 async def test_no_record_of_a_received_answer_is_lost_to_kill_9(
@@ -51,21 +52,13 @@ async def test_no_record_of_a_received_answer_is_lost_to_kill_9(
         )
     )
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sidecar", "serve", "--config", str(config), "--port", str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    process = await serve(config, port)
     base = f"http://127.0.0.1:{port}"
     answered: list[str] = []
     enough = asyncio.Event()
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):  # until it listens (bounded)
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
+            await until_live(http, base)
 
             async def client(worker: int) -> None:
                 for n in range(100):
@@ -92,6 +85,32 @@ async def test_no_record_of_a_received_answer_is_lost_to_kill_9(
         if process.returncode is None:
             process.kill()
         await process.wait()
-    missing = set(answered) - await asyncio.to_thread(recorded_ids, database)
     assert len(answered) >= 200
-    assert missing == set()
+
+    restarted = await serve(config, port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await until_live(http, base)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(restarted.wait(), 30)
+    recorded = await asyncio.to_thread(recorded_ids, database)
+    assert set(answered) - set(recorded) == set()  # records lost: 0
+    assert len(recorded) == len(set(recorded))  # and none stored twice
+
+
+async def serve(config: Path, port: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sidecar", "serve", "--config", str(config), "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def until_live(http: aiohttp.ClientSession, base: str) -> None:
+    for _ in range(200):  # until it listens (bounded: 10 s)
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get(f"{base}/healthz") as resp:
+                if resp.status == 200:
+                    return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the sidecar did not start listening")

@@ -15,6 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sidecar.server import PIPELINE, RUNTIME
+from sidecar.simulator import Simulator
+from sidecar.usage_report import by_model
 from tests.helpers import APP_KEY, MakeSidecar, ServerFactory
 
 # The shipped list prices these tests compute by hand (USD per 1M tokens).
@@ -45,9 +47,11 @@ async def chat(
 
 async def rows(server: TestServer, user: str) -> list[Any]:
     """What the usage store holds for ``user`` this month, read straight from the database."""
-    store = server.app[RUNTIME].usage_log.store
+    usage_log = server.app[RUNTIME].usage_log
+    await usage_log.flush()  # replies go on once their record is written ahead, before its commit
+    store = usage_log.store
     now = datetime.now(UTC)
-    return await store.by_model(user, now - timedelta(days=40), now + timedelta(days=1))
+    return by_model(await store.breakdown(user, now - timedelta(days=40), now + timedelta(days=1)))
 
 
 async def test_every_answer_carries_its_exact_cost_and_is_recorded(
@@ -148,8 +152,9 @@ async def test_an_unpriced_model_is_an_alarm_not_zero(
     status, _, headers = await chat(sidecar, user="dora", model="mystery-model")
     assert status == 200
     assert "X-Sidecar-Cost-USD" not in headers
-    store = sidecar.app[RUNTIME].usage_log.store
-    assert await unknown_costs(store, "dora") == 1
+    usage_log = sidecar.app[RUNTIME].usage_log
+    await usage_log.flush()
+    assert await unknown_costs(usage_log.store, "dora") == 1
     async with aiohttp.ClientSession() as http, http.get(sidecar.make_url("/metrics")) as resp:
         metrics = await resp.text()
     assert any(
@@ -220,3 +225,59 @@ async def test_the_usage_report_adds_up_per_model_and_shows_the_budget(
     assert Decimal(by_model["gpt-4o"]["cost_usd"]) == costs[2]
     assert Decimal(report["budget"]["spent_usd"]) == sum(costs)
     assert Decimal(report["budget"]["monthly_usd"]) == 50
+
+
+async def usage_report(server: TestServer, user: str) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.make_url(f"/sidecar/usage?user={user}&period=day")) as resp,
+    ):
+        assert resp.status == 200
+        report: dict[str, Any] = await resp.json()
+        return report
+
+
+async def test_the_report_shows_what_fallbacks_and_retries_cost(
+    sim: Simulator, upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """One request retried once (503 then success), one answered by the fallback model after
+    the requested one failed for good, one plain: the report counts the retried request and
+    its extra upstream call, and the fallback's request and exact cost; failed upstream calls
+    cost nothing, so the total is the sum of the three answers' cost headers."""
+    chain = {
+        "chat": {"rate_limit": None, "fallbacks": ["gpt-4o", "gpt-4o-mini"], "max_attempts": 2}
+    }
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=chain)
+    sim.script("gpt-4o", [503, 200, 500, 500])
+    _, _, retried = await chat(sidecar, user="gus", model="gpt-4o")
+    _, _, fell_back = await chat(sidecar, user="gus", model="gpt-4o")
+    _, _, plain = await chat(sidecar, user="gus", model="gpt-4o-mini")
+    assert fell_back["X-Sidecar-Fallback"] == "gpt-4o->gpt-4o-mini"
+    report = await usage_report(sidecar, "gus")
+    extra = report["fallbacks_and_retries"]
+    assert (extra["fallback_requests"], extra["retried_requests"]) == (1, 2)
+    assert extra["extra_upstream_calls"] == 1 + 2  # a retry; two failed calls then the fallback
+    assert Decimal(extra["fallback_cost_usd"]) == Decimal(fell_back["X-Sidecar-Cost-USD"])
+    assert (extra["failed_requests"], Decimal(extra["failed_cost_usd"])) == (0, 0)
+    answers = (retried, fell_back, plain)
+    assert Decimal(report["total_cost_usd"]) == sum(
+        Decimal(headers["X-Sidecar-Cost-USD"]) for headers in answers
+    )
+
+
+async def test_short_answers_on_a_large_model_get_a_cheaper_model_advised(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """Ten chat answers of at most 8 tokens on gpt-4o: the report's advice names the chat
+    operation and gpt-4o-mini; the by-operation rows carry the mean output length."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    for _ in range(10):
+        await chat(sidecar, user="hal", model="gpt-4o", max_tokens=8)
+    report = await usage_report(sidecar, "hal")
+    (row,) = report["by_operation"]
+    assert (row["operation"], row["model"], row["requests"]) == ("chat", "gpt-4o", 10)
+    assert 0 < row["mean_output_tokens"] <= 8
+    assert any(
+        advice.startswith("chat answers average") and "gpt-4o-mini" in advice
+        for advice in report["recommendations"]
+    )
