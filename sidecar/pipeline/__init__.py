@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sidecar.pipeline.admission import Admission
 from sidecar.pipeline.base import Next, Stage, compose
 from sidecar.pipeline.body import ReadBody
 from sidecar.pipeline.cache import ResponseCache
@@ -57,6 +58,8 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         router,  # provider for the model
         # retries, fallback chains, circuit breakers, one deadline for all of them
         Resilience(rt, router.provider_for),
+        # a slot on the provider per attempt: priority queue, shed past max wait, AIMD on 429s
+        Admission(rt),
         AttemptSpan(rt.telemetry) if observe else None,  # client span per upstream attempt
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]

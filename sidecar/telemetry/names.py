@@ -42,6 +42,9 @@ SIDECAR_OUTCOME: Final = "sidecar.outcome"
 SIDECAR_MODEL: Final = "sidecar.model"  # folded model name, the metric label
 SIDECAR_THRESHOLD_MS: Final = "sidecar.threshold_ms"
 SIDECAR_DURATION_MS: Final = "sidecar.duration_ms"
+# How long the request waited for a slot on its provider (priority admission); only on
+# requests that had to queue. A retry or fallback that queues again replaces it.
+SIDECAR_QUEUE_WAIT_MS: Final = "sidecar.queue.wait_ms"
 
 # --- span events --------------------------------------------------------------------------------
 EVENT_RETRY: Final = "sidecar.retry"
@@ -52,6 +55,7 @@ EVENT_RATE_LIMITED: Final = "sidecar.rate_limited"
 EVENT_BUDGET_THRESHOLD: Final = "sidecar.budget_threshold"
 EVENT_BUDGET_EXCEEDED: Final = "sidecar.budget_exceeded"
 EVENT_STREAM_ERROR: Final = "sidecar.stream_error"
+EVENT_QUEUE_SHED: Final = "sidecar.queue.shed"  # no slot within the priority's max wait: 503
 
 # --- metrics: GenAI client semantic conventions -------------------------------------------------
 GEN_AI_CLIENT_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
@@ -72,6 +76,13 @@ SIDECAR_SLOW_OPERATIONS: Final = "sidecar.slow_operations"
 SIDECAR_CIRCUIT_STATE: Final = "sidecar.circuit.state"
 SIDECAR_BACKGROUND_DEPTH: Final = "sidecar.background.depth"
 SIDECAR_BACKGROUND_DROPPED: Final = "sidecar.background.dropped"
+# Priority admission (live requests), per provider: requests waiting for a slot (per priority),
+# the wait of each request that queued (admitted or shed), the adaptive limit and the calls in
+# flight. Requests admitted at once are not recorded in the wait histogram (they waited 0).
+SIDECAR_QUEUE_DEPTH: Final = "sidecar.queue.depth"
+SIDECAR_QUEUE_WAIT: Final = "sidecar.queue.wait"
+SIDECAR_QUEUE_LIMIT: Final = "sidecar.queue.limit"
+SIDECAR_QUEUE_IN_FLIGHT: Final = "sidecar.queue.in_flight"
 
 # --- metric label keys (bounded values only; never a user id) ------------------------------------
 LABEL_OPERATION: Final = SIDECAR_OPERATION
@@ -81,6 +92,8 @@ LABEL_ERROR_CODE: Final = SIDECAR_ERROR_CODE
 LABEL_PROVIDER: Final = GEN_AI_PROVIDER_NAME
 LABEL_CACHE_RESULT: Final = "sidecar.cache.result"
 LABEL_LIMIT: Final = "sidecar.limit"  # which limit refused: requests | tokens
+LABEL_PRIORITY: Final = SIDECAR_PRIORITY  # high | normal | batch
+LABEL_QUEUE_RESULT: Final = "sidecar.queue.result"  # admitted | shed
 
 # --- histogram buckets (semantic conventions; set explicitly) -----------------------------------
 # 0.01 s doubling to 81.92 s.
@@ -93,6 +106,10 @@ UTILIZATION_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 1.0, 1.25)
 OVERHEAD_BUCKETS_S: Final = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 )  # fmt: skip
+# Queue waits: a millisecond up to batch's default max wait (300 s).
+QUEUE_WAIT_BUCKETS_S: Final = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
 
 # --- bounded label values ------------------------------------------------------------------------
 OTHER: Final = "other"
@@ -102,6 +119,8 @@ OUTCOME_CACHE_HIT: Final = "cache_hit"
 OUTCOME_RATE_LIMITED: Final = "rate_limited"  # refused by the sidecar's own rate limit
 # Recorded in the report's statistics for the sidecar's own refusals (not the provider's 429).
 RATE_LIMITED_CODE: Final = "RATE_LIMITED"
+QUEUE_ADMITTED: Final = "admitted"
+QUEUE_SHED: Final = "shed"
 
 # Models we always keep as their own metric label; anything else configured is added at start-up
 # and every other name is folded into "other" so a typo cannot explode a time series count.

@@ -14,8 +14,9 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.util.types import AttributeValue
 
+from sidecar.admission import Gates
 from sidecar.background import Background
-from sidecar.config import Settings
+from sidecar.config import PRIORITIES, Settings
 from sidecar.exchange import Exchange
 from sidecar.telemetry import names as n
 from sidecar.telemetry.alerts import WebhookAlerts
@@ -78,6 +79,13 @@ class Telemetry:
         )
         # Every measurement goes through the batch: the SDK is too slow for the request path.
         self.batch = MetricBatch()
+        self.queue_wait = providers.meter.create_histogram(
+            n.SIDECAR_QUEUE_WAIT,
+            unit="s",
+            description="How long requests that queued waited for a slot on their provider",
+            explicit_bucket_boundaries_advisory=n.QUEUE_WAIT_BUCKETS_S,
+        )
+        self._gates: Gates | None = None
 
     def observe_circuits(self, states: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
         """Export circuit states (0 closed, 1 half-open, 2 open) as an observable gauge."""
@@ -111,6 +119,45 @@ class Telemetry:
         meter.create_observable_counter(
             n.SIDECAR_BACKGROUND_DROPPED, callbacks=[dropped], unit="{job}",
             description="Work after the reply dropped because the queue was full",
+        )  # fmt: skip
+
+    def observe_queues(self, gates: Gates) -> None:
+        """Export priority admission per provider: queue depth per priority, limit, in flight.
+
+        A process builds one pipeline; a benchmark may build several on one runtime: the
+        gauges are created once and follow the latest pipeline's gates.
+        """
+        first = self._gates is None
+        self._gates = gates
+        if not first:
+            return
+
+        def depth(_: CallbackOptions) -> Iterable[Observation]:
+            for gate in self._gates or ():
+                for priority in PRIORITIES:
+                    labels = {n.LABEL_PROVIDER: gate.provider, n.LABEL_PRIORITY: priority}
+                    yield Observation(gate.depth(priority), labels)
+
+        def limit(_: CallbackOptions) -> Iterable[Observation]:
+            for gate in self._gates or ():
+                yield Observation(gate.ceiling, {n.LABEL_PROVIDER: gate.provider})
+
+        def in_flight(_: CallbackOptions) -> Iterable[Observation]:
+            for gate in self._gates or ():
+                yield Observation(gate.in_flight, {n.LABEL_PROVIDER: gate.provider})
+
+        meter = self.providers.meter
+        meter.create_observable_gauge(
+            n.SIDECAR_QUEUE_DEPTH, callbacks=[depth], unit="{request}",
+            description="Requests waiting for a slot on their provider, per priority",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            n.SIDECAR_QUEUE_LIMIT, callbacks=[limit], unit="{request}",
+            description="Model calls allowed in flight per provider (adaptive: 429s lower it)",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            n.SIDECAR_QUEUE_IN_FLIGHT, callbacks=[in_flight], unit="{request}",
+            description="Model calls in flight per provider",
         )  # fmt: skip
 
     def start(self, background: Background) -> None:
@@ -184,6 +231,23 @@ class Telemetry:
             1,
             {n.LABEL_OPERATION: ex.operation, n.LABEL_LIMIT: kind},
         )
+
+    def queued(self, ex: Exchange, wait_s: float, *, admitted: bool) -> None:
+        """A request waited for a slot: admitted after ``wait_s``, or shed."""
+        span = trace.get_current_span()
+        span.set_attribute(n.SIDECAR_QUEUE_WAIT_MS, wait_s * 1000)
+        if not admitted:
+            span.add_event(
+                n.EVENT_QUEUE_SHED,
+                {n.GEN_AI_PROVIDER_NAME: ex.provider_name, n.SIDECAR_PRIORITY: ex.priority},
+            )
+        result = n.QUEUE_ADMITTED if admitted else n.QUEUE_SHED
+        labels = {
+            n.LABEL_PROVIDER: ex.provider_name,
+            n.LABEL_PRIORITY: ex.priority,
+            n.LABEL_QUEUE_RESULT: result,
+        }
+        self.batch.record(self.queue_wait, wait_s, labels)
 
     def budget_utilization(self, ex: Exchange, utilization: float) -> None:
         self.batch.record(
