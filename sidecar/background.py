@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Background:
@@ -73,3 +75,56 @@ class Background:
                 await task
         self._tasks = []
         return finished
+
+
+class Coalescer(Generic[T]):
+    """Corrections summed per key and applied together, after the replies, every ``every_s``.
+
+    Settling a reservation (tokens of a rate limit, micro-dollars of a budget) does not have to
+    happen before the reply, nor once per reply: a busy user's many corrections become one
+    update, and with Redis all keys of a batch go in one pipelined write. ``item`` is what
+    ``apply`` needs besides the key and the summed delta (the first one seen for the key).
+    Until a batch is applied its reservations stay counted: a limit or budget is briefly
+    stricter, never looser.
+    """
+
+    def __init__(
+        self,
+        background: Background,
+        name: str,
+        apply: Callable[[list[tuple[T, int]]], Awaitable[None]],
+        every_s: float,
+    ) -> None:
+        self.background, self.name, self.apply, self.every_s = background, name, apply, every_s
+        self._pending: dict[str, tuple[T, int]] = {}
+        self._scheduled: asyncio.TimerHandle | None = None
+
+    def add(self, key: str, item: T, delta: int) -> None:
+        if delta == 0:
+            return
+        first, pending = self._pending.get(key, (item, 0))
+        self._pending[key] = (first, pending + delta)
+        if self._scheduled is None:
+            self._scheduled = asyncio.get_running_loop().call_later(self.every_s, self._submit)
+
+    async def flush(self) -> None:
+        """Apply what is pending now (a report about to read the counters)."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        batch, self._pending = self._pending, {}
+        if batch:
+            await self.apply(list(batch.values()))
+
+    def _submit(self) -> None:
+        self._scheduled = None
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+
+        async def job() -> None:
+            await self.apply(list(batch.values()))
+
+        if not self.background.submit(self.name, job):  # the runner is full: try again later
+            for key, (item, delta) in batch.items():
+                self.add(key, item, delta)

@@ -69,6 +69,9 @@ class Exchange:
     upstream_s: float = 0.0  # time spent waiting on the upstream, for the overhead figure
     deadline: float | None = None  # time.monotonic() by which every attempt must be done
     fallback: str | None = None  # "from->to" when degraded
+    # Reserved against the monthly budget with the rate limit decision (one round trip for
+    # both): the counter's key, the micro-dollars reserved, the counter's total after.
+    budget_reserved: tuple[str, int, int] | None = None
 
     # Filled on the way back.
     usage: Usage | None = None

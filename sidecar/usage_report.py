@@ -58,6 +58,7 @@ async def build_usage(costs: Costs, user: str, period: Period, now: datetime) ->
     models = by_model(groups)
     total = sum(group.cost_micros for group in groups)
     budget = costs.budget_micros(user)
+    await costs.corrections.flush()  # reservations of answered calls, corrected to their cost
     spent = await costs.counters.read(costs.budget_key(user, month_of(now)))
     return {
         "user": user,

@@ -48,14 +48,16 @@ class Limit:
 
     ``log`` is an exact sliding log (one entry per unit: for request counts); ``gcra`` is the
     generic cell rate algorithm (one number per key: for token counts, where a log would hold
-    thousands of entries), which never admits more than ``limit`` in a window either.
+    thousands of entries), which never admits more than ``limit`` in a window either. ``sum`` is
+    a running total with no window (a monthly budget in micro-dollars): at most ``limit`` in all,
+    ``window_s`` is how long the counter lives; its window's ``count`` is the total.
     """
 
     key: str
     limit: int
     window_s: float
     cost: int = 1
-    kind: Literal["log", "gcra"] = "log"
+    kind: Literal["log", "gcra", "sum"] = "log"
 
 
 @dataclass(frozen=True, slots=True)

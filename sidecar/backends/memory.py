@@ -65,6 +65,9 @@ class MemoryCounters:
 
     def _look(self, limit: Limit, now: float) -> Window:
         """The decision for ``limit`` at ``now`` without recording it."""
+        if limit.kind == "sum":
+            total = self._total(limit.key, now)
+            return Window(total + limit.cost <= limit.limit, total, limit.limit, 0.0)
         if limit.kind == "gcra":
             interval = limit.window_s / limit.limit
             tat = max(self._cells.get(limit.key, now), now)
@@ -79,6 +82,9 @@ class MemoryCounters:
         return Window(allowed, len(log), limit.limit, max(0.0, reset))
 
     def _record(self, limit: Limit, now: float) -> Window:
+        if limit.kind == "sum":
+            total = self._increment(limit.key, limit.cost, limit.window_s, now)
+            return Window(True, total, limit.limit, 0.0)
         if limit.kind == "gcra":
             interval = limit.window_s / limit.limit
             tat = max(self._cells.get(limit.key, now), now) + limit.cost * interval
@@ -112,7 +118,23 @@ class MemoryCounters:
             fields[name] = fields.get(name, 0) + 1
 
     async def add(self, key: str, amount: int, *, ttl_s: float) -> int:
+        return self._increment(key, amount, ttl_s, self.clock())
+
+    async def reserve(self, key: str, amount: int, *, limit: int, ttl_s: float) -> tuple[bool, int]:
         now = self.clock()
+        current = self._total(key, now)
+        if current + amount > limit:
+            return False, current
+        return True, self._increment(key, amount, ttl_s, now)
+
+    async def read(self, key: str) -> int:
+        return self._total(key, self.clock())
+
+    def _total(self, key: str, now: float) -> int:
+        value, expires = self._counts.get(key, (0, 0.0))
+        return value if expires > now else 0
+
+    def _increment(self, key: str, amount: int, ttl_s: float, now: float) -> int:
         value, expires = self._counts.get(key, (0, 0.0))
         if expires <= now:
             value = 0
@@ -121,16 +143,6 @@ class MemoryCounters:
         value += amount
         self._counts[key] = (value, now + ttl_s)
         return value
-
-    async def reserve(self, key: str, amount: int, *, limit: int, ttl_s: float) -> tuple[bool, int]:
-        current = await self.read(key)
-        if current + amount > limit:
-            return False, current
-        return True, await self.add(key, amount, ttl_s=ttl_s)
-
-    async def read(self, key: str) -> int:
-        value, expires = self._counts.get(key, (0, 0.0))
-        return value if expires > self.clock() else 0
 
     def _forget_idle_logs(self, now: float) -> None:
         idle = [k for k, (log, window) in self._logs.items() if not log or log[-1] <= now - window]

@@ -25,7 +25,7 @@ from sidecar.backends.resp import PipelinedRedis
 # One rate-limit decision: check every limit, record all of them only if all have room.
 # KEYS: tally hash (or a placeholder), then one key per limit.
 # ARGV: tally field ('' for none), tally ttl ms, record (1) or peek (0), then per limit:
-#       kind ('log' | 'gcra'), limit, window µs, cost.
+#       kind ('log' | 'gcra' | 'sum'), limit, window µs (a sum's lifetime), cost.
 # Returns per limit {fits, count, reset µs}, flattened: each limit's own verdict (the decision
 # is admitted only if every limit fits).
 _ADMIT = """
@@ -49,6 +49,11 @@ for i = 1, n do
       nth = count + cost - limit - 1
     end
     state[i] = {count, nth, fits}
+  elseif kind == 'sum' then
+    local total = tonumber(redis.call('GET', key) or '0')
+    local fits = total + cost <= limit
+    if not fits then ok = false end
+    state[i] = {total, 0, fits}
   else
     local interval = window / limit
     local tat = tonumber(redis.call('GET', key) or '0')
@@ -76,6 +81,12 @@ for i = 1, n do
     local entry = redis.call('ZRANGE', key, nth, nth, 'WITHSCORES')
     reset = 0
     if entry[2] then reset = tonumber(entry[2]) + window - now end
+  elseif kind == 'sum' then
+    count, reset = state[i][1], 0
+    if admitted then
+      count = redis.call('INCRBY', key, cost)
+      redis.call('PEXPIRE', key, math.ceil(window / 1000))
+    end
   else
     local interval = window / limit
     local tat = state[i][1]

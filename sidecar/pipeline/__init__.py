@@ -50,8 +50,10 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         ReadBody(settings.limits.max_body_bytes),  # size limit, JSON parsing
         Identify(settings),  # user, operation, priority, model, stream
         # requests per user x operation, tokens per user x model; one Redis round trip that
-        # also fetches the cache entry
-        RateLimitStage(rt, lookahead=cache.key_for),
+        # also reserves the budget and fetches the cache entry
+        RateLimitStage(
+            rt, lookahead=cache.key_for, budget=costs.budget_limit, over_budget=costs.over_budget
+        ),
         # price the call, reserve it against the user's monthly budget, settle and record it
         costs,
         cache,  # answer from the response cache; store the upstream's answer after the reply

@@ -3,10 +3,16 @@
 Before the call the estimated cost (prompt estimate + ``max_tokens``, or the images asked for,
 at the model's prices) is reserved against the user's budget for the calendar month (UTC), in
 one atomic step, so concurrent requests cannot overshoot it: a reservation that does not fit
-is refused with 429 ``QUOTA_EXCEEDED`` when ``budgets.enforce``. After the call the reservation
-is settled to the real cost, the usage record is made durable before the reply goes on (see
+is refused with 429 ``QUOTA_EXCEEDED`` when ``budgets.enforce``. When the operation has a rate
+limit, the reservation is one more limit (``kind="sum"``) in the rate limiter's decision: one
+Redis round trip for both, all or nothing. A reservation that takes the month's total (spent
+and reserved) past ``budgets.notify_at`` sends one notification per user per month.
+
+After the call the usage record is made durable before the reply goes on (see
 :mod:`sidecar.usage_log`: a client never holds an answer whose record a crash could lose), and
-crossing ``budgets.notify_at`` sends one notification per user per month.
+the reservation is corrected to the real cost after the reply, summed per user and applied in
+batches (:class:`sidecar.background.Coalescer`): until then the budget counts the reservation,
+which is never less than the cost.
 
 A cache hit costs 0 and records the cost it saved. A model missing from the price table is an
 alarm (``sidecar.cost.unpriced``, one warning per model) and its cost is recorded as unknown,
@@ -15,6 +21,7 @@ never as $0.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -22,12 +29,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sidecar.backends import UsageRecord
+from sidecar.backends import Limit, UsageRecord, Window
+from sidecar.background import Coalescer
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply, Usage
 from sidecar.openai_api import is_model_call
 from sidecar.pipeline.base import Next
-from sidecar.pipeline.ratelimit import user_tag
+from sidecar.pipeline.ratelimit import SETTLE_EVERY_S, user_tag
 from sidecar.runtime import Runtime
 from sidecar.stream import NO_EVENTS, StreamEnd
 from sidecar.tokens import completion_budget, prompt_tokens
@@ -37,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MONTH_TTL_S = 40 * 86400  # a month's counter outlives the month, then expires
 MICROS = Decimal(1_000_000)
+UNLIMITED = 2**62  # the reservation "limit" when budgets only track (budgets.enforce: false)
 UTILIZATION_FLOOR = 0.5  # sidecar.budget.utilization is recorded from half the budget on
 _TERMINAL = (b"data: [DONE]", b"event: response.completed")  # held until the record is durable
 
@@ -95,6 +104,9 @@ class Costs:
         self._budget = int(budgets.monthly_usd * MICROS)
         self._budgets = {user: int(usd * MICROS) for user, usd in budgets.users.items()}
         self._unpriced_warned: set[str] = set()
+        self._notified: set[str] = set()  # budget keys this process has seen notified
+        # A reservation is corrected to the real cost after the reply, in batches.
+        self.corrections = Coalescer(rt.background, "budget.settle", self._correct, SETTLE_EVERY_S)
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         if ex.model is None or not is_model_call(ex.method, ex.path):
@@ -122,31 +134,54 @@ class Costs:
     def budget_key(self, user: str, month: str) -> str:
         return self.keys.key(user, month)
 
-    async def reserve(self, ex: Exchange) -> Charge:
-        """Reserve the call's estimated cost against the user's budget for this month."""
-        key, month = self.keys.current(ex.user)
-        charge = Charge(key, month, 0)
+    def budget_limit(self, ex: Exchange) -> Limit | None:
+        """The request's reservation as a limit the rate limiter checks in its round trip;
+        None when there is nothing to reserve (not a model call, an unpriced model)."""
+        if ex.model is None or not is_model_call(ex.method, ex.path):
+            return None
         estimate = self._estimate(ex)
         if not estimate:
-            return charge
-        budget = self.budget_micros(ex.user)
-        added, total = await self.counters.reserve(
-            charge.key, estimate, limit=budget, ttl_s=MONTH_TTL_S
+            return None
+        key, _ = self.keys.current(ex.user)
+        enforced = self.settings.budgets.enforce
+        limit = self.budget_micros(ex.user) if enforced else UNLIMITED
+        return Limit(key, limit, MONTH_TTL_S, cost=estimate, kind="sum")
+
+    def over_budget(self, ex: Exchange, limit: Limit, spent: Window) -> SidecarError | None:
+        """The answer to a reservation that does not fit (None when budgets only track)."""
+        if not self.settings.budgets.enforce:
+            return None
+        budget, total, estimate = limit.limit, spent.count, limit.cost
+        self.telemetry.budget_exceeded(ex, total / budget if budget else 1.0)
+        return SidecarError(
+            ErrorCode.QUOTA_EXCEEDED,
+            f"Monthly budget of ${Decimal(budget) / MICROS:f} for this user is used up "
+            f"(${Decimal(total) / MICROS:f} spent or reserved in {self.keys.month}); this "
+            f"request would cost up to ${Decimal(estimate) / MICROS:f}.",
+            reason="budget_exceeded",
         )
-        if added:
-            charge.reserved = estimate
-        elif self.settings.budgets.enforce:
-            self.telemetry.budget_exceeded(ex, total / budget if budget else 1.0)
-            raise SidecarError(
-                ErrorCode.QUOTA_EXCEEDED,
-                f"Monthly budget of ${Decimal(budget) / MICROS:f} for this user is used up "
-                f"(${Decimal(total) / MICROS:f} spent or reserved in {month}); this request "
-                f"would cost up to ${Decimal(estimate) / MICROS:f}.",
-                reason="budget_exceeded",
-            )
-        else:  # tracking only: count it anyway
-            await self.counters.add(charge.key, estimate, ttl_s=MONTH_TTL_S)
-            charge.reserved = estimate
+
+    async def reserve(self, ex: Exchange) -> Charge:
+        """Reserve the call's estimated cost against the user's budget for this month (done
+        already when the rate limit's round trip carried it)."""
+        key, month = self.keys.current(ex.user)
+        if ex.budget_reserved is not None:
+            key, reserved, total = ex.budget_reserved
+            charge = Charge(key, month, reserved)
+            await self._maybe_notify(ex, charge, total)
+            return charge
+        charge = Charge(key, month, 0)
+        limit = self.budget_limit(ex)
+        if limit is None:
+            return charge
+        admission = await self.counters.admit([limit])
+        (spent,) = admission.windows
+        if not admission.allowed:
+            error = self.over_budget(ex, limit, spent)
+            if error is not None:
+                raise error
+        charge.reserved = limit.cost
+        await self._maybe_notify(ex, charge, spent.count)
         return charge
 
     def _estimate(self, ex: Exchange) -> int | None:
@@ -204,18 +239,19 @@ class Costs:
         # Handed over first, before any await (a cancelled request has handed it over). It is
         # usually durable at once (written ahead); if not, its commit overlaps the budget update.
         durable = self.log.submit(self._record(ex, cost, saved, outcome, estimated))
-        try:
-            spent = cost if cost is not None else charge.reserved  # unknown: keep the reserve
-            if charge.reserved or spent:
-                delta = spent - charge.reserved
-                total = await self.counters.add(charge.key, delta, ttl_s=MONTH_TTL_S)
-                await self._maybe_notify(ex, charge, total)
-        finally:
-            if durable is not None:
-                try:
-                    await durable
-                except UsageNotDurable:  # database and journal both failing: it stays queued
-                    log.error("usage record of %s is not durable yet (kept queued)", ex.request_id)
+        spent = cost if cost is not None else charge.reserved  # unknown: keep the reserve
+        self.corrections.add(charge.key, charge.key, spent - charge.reserved)
+        if durable is not None:
+            try:
+                await durable
+            except UsageNotDurable:  # database and journal both failing: it stays queued
+                log.error("usage record of %s is not durable yet (kept queued)", ex.request_id)
+
+    async def _correct(self, batch: list[tuple[str, int]]) -> None:
+        """Apply summed corrections: concurrent adds, one pipelined write with Redis."""
+        await asyncio.gather(
+            *(self.counters.add(key, delta, ttl_s=MONTH_TTL_S) for key, delta in batch)
+        )
 
     async def _maybe_notify(self, ex: Exchange, charge: Charge, total: int) -> None:
         budget = self.budget_micros(ex.user)
@@ -227,6 +263,11 @@ class Costs:
         self.telemetry.budget_utilization(ex, utilization)
         if utilization < self.settings.budgets.notify_at:
             return
+        if charge.key in self._notified:
+            return  # known to be sent (by this process or another): no round trip
+        if len(self._notified) >= 10_000:
+            self._notified.clear()
+        self._notified.add(charge.key)
         flag = f"{charge.key}:notified"
         first, _ = await self.counters.reserve(flag, 1, limit=1, ttl_s=MONTH_TTL_S)
         if first:

@@ -20,7 +20,6 @@ the token limit: a hit spends no tokens, so its reservation is given back.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import re
@@ -29,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sidecar.backends import Counters, Limit, Tally, Window
+from sidecar.background import Coalescer
 from sidecar.config import RateLimit as RateLimitRule
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
@@ -75,16 +75,29 @@ def rate_headers(window: Window) -> dict[str, str]:
 
 
 class RateLimitStage:
-    """``lookahead`` names a key to read in the same Redis round trip (the cache's key)."""
+    """``lookahead`` names a key to read in the same Redis round trip (the cache's key);
+    ``budget`` is the request's budget reservation, checked and recorded in that round trip too
+    (all limits or none), or None; ``over_budget`` is the error when only the budget refused."""
 
-    def __init__(self, rt: Runtime, lookahead: Callable[[Exchange], str | None]) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        lookahead: Callable[[Exchange], str | None],
+        budget: Callable[[Exchange], Limit | None] = lambda ex: None,
+        over_budget: Callable[[Exchange, Limit, Window], SidecarError | None] = (
+            lambda ex, limit, window: None
+        ),
+    ) -> None:
         self.counters: Counters = rt.backends.counters
         self.prefix = rt.settings.backends.redis_prefix + "rl:"
         self.telemetry: Telemetry = rt.telemetry
-        self.background = rt.background
         self.lookahead = lookahead
-        self._pending: dict[str, tuple[Limit, int]] = {}  # token corrections not yet applied
-        self._flush_scheduled: asyncio.TimerHandle | None = None
+        self.budget, self.over_budget = budget, over_budget
+        # Token corrections are summed per key and applied together every SETTLE_EVERY_S in
+        # one background job, so a busy user's many replies cost one update, not one each.
+        self.corrections = Coalescer(
+            rt.background, "ratelimit.settle", self.counters.settle, SETTLE_EVERY_S
+        )
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         rule = ex.op.rate_limit
@@ -97,6 +110,9 @@ class RateLimitStage:
             tokens = token_limit(self.prefix, user, ex.model, rule, estimate_tokens(ex))
             if tokens is not None:
                 limits.append(tokens)
+        budget = self.budget(ex)
+        if budget is not None:
+            limits.append(budget)
         cache_key = self.lookahead(ex)
         admission = await self.counters.admit(
             limits,
@@ -108,8 +124,17 @@ class RateLimitStage:
         if rule.fail_closed and self.counters.degraded:
             ex.limited_by = "unavailable"
             raise _limiter_down(ex, headers)
+        windows = admission.windows
+        if budget is not None:
+            *windows, spent = windows
+            if admission.allowed:
+                ex.budget_reserved = (budget.key, budget.cost, spent.count)
+            elif all(window.allowed for window in windows):  # only the budget refused
+                error = self.over_budget(ex, budget, spent)
+                if error is not None:
+                    raise error
         if not admission.allowed:
-            raise self._rejection(ex, rule, admission.windows, headers)
+            raise self._rejection(ex, rule, windows, headers)
         try:
             reply = await call_next(ex)
         except BaseException:
@@ -143,28 +168,8 @@ class RateLimitStage:
         )
 
     def _settle(self, tokens: Limit, used: int) -> None:
-        """Move the reservation to what was used, after the reply (never on its path).
-
-        Corrections are summed per key and applied together every ``SETTLE_EVERY_S`` in one
-        background job, so a busy user's many replies cost one update, not one each.
-        """
-        delta = used - tokens.cost
-        if delta == 0:
-            return
-        key = tokens.key
-        _, pending = self._pending.get(key, (tokens, 0))
-        self._pending[key] = (tokens, pending + delta)
-        if self._flush_scheduled is None:
-            loop = asyncio.get_running_loop()
-            self._flush_scheduled = loop.call_later(SETTLE_EVERY_S, self._flush)
-
-    def _flush(self) -> None:
-        batch, self._pending, self._flush_scheduled = self._pending, {}, None
-
-        async def settle() -> None:
-            await self.counters.settle([item for item in batch.values() if item[1]])
-
-        self.background.submit("ratelimit.settle", settle)
+        """Move the reservation to what was used, after the reply (never on its path)."""
+        self.corrections.add(tokens.key, tokens, used - tokens.cost)
 
 
 def _limiter_down(ex: Exchange, headers: dict[str, str]) -> SidecarError:
