@@ -83,6 +83,11 @@ SIDECAR_QUEUE_DEPTH: Final = "sidecar.queue.depth"
 SIDECAR_QUEUE_WAIT: Final = "sidecar.queue.wait"
 SIDECAR_QUEUE_LIMIT: Final = "sidecar.queue.limit"
 SIDECAR_QUEUE_IN_FLIGHT: Final = "sidecar.queue.in_flight"
+# Span export (OTLP): spans the collector accepted, and spans lost, by reason: "queue" (a bounded
+# queue on the way was full: the export process was slow or the collector slow or down) or
+# "export" (the collector refused them or did not answer in time).
+SIDECAR_TELEMETRY_EXPORTED: Final = "sidecar.telemetry.exported"
+SIDECAR_TELEMETRY_DROPPED: Final = "sidecar.telemetry.dropped"
 
 # --- metric label keys (bounded values only; never a user id) ------------------------------------
 LABEL_OPERATION: Final = SIDECAR_OPERATION
@@ -94,6 +99,7 @@ LABEL_CACHE_RESULT: Final = "sidecar.cache.result"
 LABEL_LIMIT: Final = "sidecar.limit"  # which limit refused: requests | tokens
 LABEL_PRIORITY: Final = SIDECAR_PRIORITY  # high | normal | batch
 LABEL_QUEUE_RESULT: Final = "sidecar.queue.result"  # admitted | shed
+LABEL_DROP_REASON: Final = "sidecar.telemetry.reason"  # queue | export
 
 # --- histogram buckets (semantic conventions; set explicitly) -----------------------------------
 # 0.01 s doubling to 81.92 s.

@@ -1,10 +1,11 @@
 """SDK and exporter set-up: the one module that touches the OpenTelemetry SDK.
 
 Export is configured purely by the standard ``OTEL_*`` variables, read from the environment by
-the SDK itself: OTLP (gRPC or HTTP/protobuf) when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set,
-through a batch span processor and a periodic metric reader, so a slow or absent collector never
-delays a request and memory stays bounded (spans beyond the queue are dropped). ``GET /metrics``
-exposes the same instruments.
+the SDK itself: OTLP (gRPC or HTTP/protobuf) when an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set.
+Spans go through an export process (:mod:`sidecar.telemetry.shipping`) and metrics through a
+periodic metric reader, so a slow or absent collector never delays a request and memory stays
+bounded (spans beyond the queues are dropped, and counted). ``GET /metrics`` exposes the same
+instruments.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
     OTLPMetricExporter as GrpcMetricExporter,
@@ -27,8 +28,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -37,14 +37,18 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, _get_from_env_or_default
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from sidecar import __version__
 from sidecar.telemetry import names as n
+from sidecar.telemetry.metric_export import MetricExport, SharedMetricReader, shares_aggregation
+from sidecar.telemetry.shipping import Setup, SpanShipper
+from sidecar.telemetry.spans import CompactTracer, LocalSpans, RecordSink
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +134,13 @@ def _views() -> list[View]:
 
 
 class OtelProviders:
-    """The tracer and meter providers of one sidecar, with their exporters."""
+    """The tracer and meter providers of one sidecar, with their exporters.
+
+    Spans are :mod:`compact <sidecar.telemetry.spans>` on the request path; with an OTLP traces
+    endpoint they are encoded and sent by an export process (:mod:`.shipping`), and any span
+    consumer passed in gets the SDK's ``ReadableSpan`` in process. Metrics are the SDK's, with
+    one aggregation for ``/metrics`` and OTLP (:mod:`.metric_export`).
+    """
 
     def __init__(
         self,
@@ -147,49 +157,92 @@ class OtelProviders:
         if "OTEL_SERVICE_NAME" not in os.environ:
             attributes["service.name"] = "llm-sidecar"  # the SDK would say unknown_service
         resource = Resource.create(attributes)
+        scope = InstrumentationScope("sidecar", __version__, None, None)
         processors: list[SpanProcessor] = []
         if span_exporter is not None:
             processors.append(SimpleSpanProcessor(span_exporter))
         if span_processor is not None:
             processors.append(span_processor)
-        if protocol := otlp_protocol("traces", env):
-            processors.append(BatchSpanProcessor(otlp_span_exporter(protocol)))
+        # As the SDK's tracer provider: OTEL_SDK_DISABLED=true records no span at all.
+        disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        sinks: list[RecordSink] = []
+        self.local = LocalSpans(processors, resource, scope) if processors else None
+        if self.local is not None and not disabled:
+            sinks.append(self.local)
+        self.shipper: SpanShipper | None = None
+        if otlp_protocol("traces", env):
+            setup = Setup(
+                dict(resource.attributes), resource.schema_url, ("sidecar", __version__, None)
+            )
+            self.shipper = SpanShipper(setup)
+            sinks.append(self.shipper.add)
         # Whether anyone consumes spans; without a consumer the pipeline creates none at all.
-        self.tracing = bool(processors)
-        sampler = None if processors else ALWAYS_OFF
-        self.tracer_provider = TracerProvider(resource=resource, sampler=sampler)
-        for processor in processors:
-            self.tracer_provider.add_span_processor(processor)
+        self.tracing = bool(sinks)
+        # The sampler the SDK's tracer provider would build from OTEL_TRACES_SAMPLER(_ARG).
+        sampler = _get_from_env_or_default() if sinks else ALWAYS_OFF
+        self.tracer: Tracer = CompactTracer(sinks, sampler)
 
         self.registry = CollectorRegistry()
-        readers: list[MetricReader] = [
-            PrometheusMetricReader(registry=self.registry),
-            *metric_readers,
-        ]
-        if protocol := otlp_protocol("metrics", env):
-            readers.append(PeriodicExportingMetricReader(otlp_metric_exporter(protocol)))
+        prometheus = SharedMetricReader(self.registry)
+        readers: list[MetricReader] = [prometheus, *metric_readers]
+        metrics_protocol = otlp_protocol("metrics", env)
+        shared = metrics_protocol is not None and shares_aggregation(env)
+        if metrics_protocol is not None and not shared:
+            readers.append(PeriodicExportingMetricReader(otlp_metric_exporter(metrics_protocol)))
         self.meter_provider = MeterProvider(
             resource=resource, metric_readers=readers, views=_views()
         )
-        self.tracer: Tracer = self.tracer_provider.get_tracer("sidecar", __version__)
+        self.metric_export: MetricExport | None = None
+        if metrics_protocol is not None and shared:  # one aggregation for /metrics and OTLP
+            self.metric_export = MetricExport(prometheus, otlp_metric_exporter(metrics_protocol))
         self.meter = self.meter_provider.get_meter("sidecar", __version__)
         self.instruments = Instruments(self.meter)
+        if self.shipper is not None:
+            self._observe_export(self.shipper)
+
+    def _observe_export(self, shipper: SpanShipper) -> None:
+        """Spans the collector took, and spans lost on the way (by reason)."""
+
+        def exported(options: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(shipper.totals()[0])
+
+        def dropped(options: CallbackOptions) -> Iterable[Observation]:
+            _, queue, export = shipper.totals()
+            yield Observation(queue, {n.LABEL_DROP_REASON: "queue"})
+            yield Observation(export, {n.LABEL_DROP_REASON: "export"})
+
+        self.meter.create_observable_counter(
+            n.SIDECAR_TELEMETRY_EXPORTED, callbacks=[exported], unit="{span}",
+            description="Spans the OTLP collector accepted",
+        )  # fmt: skip
+        self.meter.create_observable_counter(
+            n.SIDECAR_TELEMETRY_DROPPED, callbacks=[dropped], unit="{span}",
+            description="Spans lost: a bounded export queue was full, or the collector failed",
+        )  # fmt: skip
 
     def shutdown(self, timeout_s: float = 2.0) -> None:
         """Flush and stop, waiting at most ``timeout_s``.
 
-        The SDK's batch processor ignores flush timeouts and tries every queued batch against
-        the exporter's own timeout, so a dead collector could hold shutdown for half a minute.
-        It runs in a daemon thread instead; whatever is not out by then is dropped.
+        The export process gets what is pending and sends what it holds; past ``timeout_s`` it
+        is stopped. The SDK's metric reader and in-process span processors may ignore flush
+        timeouts and try against the exporter's own timeout, so a dead collector could hold
+        shutdown for half a minute: they stop in a daemon thread instead, and whatever is not
+        out by then is dropped.
         """
+        deadline = time.monotonic() + timeout_s
 
         def stop() -> None:
-            self.tracer_provider.shutdown()
+            if self.local is not None:
+                self.local.shutdown()
+            if self.metric_export is not None:
+                self.metric_export.shutdown(timeout_s)
             self.meter_provider.shutdown(timeout_millis=timeout_s * 1000)
 
         worker = threading.Thread(target=stop, name="otel-shutdown", daemon=True)
         worker.start()
-        worker.join(timeout_s)
+        if self.shipper is not None:
+            self.shipper.shutdown(timeout_s)
+        worker.join(max(0.0, deadline - time.monotonic()))
 
 
 # Loggers whose warnings mean "telemetry is not getting out": the exporters, the batch processor

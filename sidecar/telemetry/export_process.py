@@ -1,0 +1,241 @@
+"""The export process: span records in on stdin, OTLP out, off the sidecar's interpreter.
+
+Started by :class:`sidecar.telemetry.shipping.SpanShipper` as
+``python -m sidecar.telemetry.export_process``, with the sidecar's environment, so the standard
+variables configure it as they would the SDK in the sidecar: ``OTEL_EXPORTER_OTLP_*`` (endpoint,
+protocol, headers, compression, certificates, timeout), the span limits ``OTEL_*_LIMIT``, and
+the batch settings ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048), ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512)
+and ``OTEL_BSP_SCHEDULE_DELAY`` (here 200 ms by default rather than the SDK's 5 s: smaller,
+steadier batches cost the machine the same and the collector sees spans sooner).
+
+Two threads: the main one reads frames and queues their records, dropping the oldest past the
+queue size; the exporter thread encodes batches (:mod:`~sidecar.telemetry.otlp_wire`, the
+SDK's bytes at a tenth of its cost) and sends them with the SDK's OTLP exporter. A slow or dead
+collector therefore only fills this process's bounded queue, and its drops are counted. The
+process runs at the lowest priority (``SCHED_IDLE``), so on a busy core the sidecar's event loop
+always wins; on a saturated one spans are dropped (and counted) rather than requests slowed.
+End of input (the sidecar closed the pipe, or died) sends what is queued and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from opentelemetry.sdk.environment_variables import (
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from sidecar.telemetry.otlp_wire import WireEncoder
+from sidecar.telemetry.setup import ExportWarnings, otlp_protocol, otlp_span_exporter
+from sidecar.telemetry.shipping import FRAME_HEADER, Counters, Setup
+from sidecar.telemetry.spans import SpanRecord, readable_span
+
+log = logging.getLogger("sidecar.telemetry.export")
+
+DEFAULT_SCHEDULE_DELAY_MS = 200
+COUNTERS_EVERY_S = 0.1
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, default))
+    except ValueError:
+        log.warning("%s is not an integer; using %d", name, default)
+        return default
+    return value if value > 0 else default
+
+
+class Sender:
+    """How a batch of records leaves: wire bytes through the SDK exporter's own HTTP client
+    (its endpoint, headers, compression, TLS, timeout and retries), or, where the exporter has
+    no such client (gRPC, other SDK versions), the SDK's spans through its public ``export``."""
+
+    MAX_REQUEST_BYTES = 64 * 1024 * 1024  # as the SDK's HTTP exporter: larger is refused
+
+    def __init__(self, exporter: SpanExporter, wire: WireEncoder) -> None:
+        self.exporter, self.wire = exporter, wire
+        client = getattr(exporter, "_client", None)
+        self.client = client if callable(getattr(client, "export", None)) else None
+
+    def send(self, records: Sequence[SpanRecord]) -> bool:
+        if self.client is None:
+            wire = self.wire
+            spans = [readable_span(r, wire.resource, wire.scope, wire.limits) for r in records]
+            return self.exporter.export(spans) is SpanExportResult.SUCCESS
+        data = self.wire.request(records)
+        if len(data) > self.MAX_REQUEST_BYTES:
+            log.warning(
+                "dropping %d spans: %d bytes is over the request limit", len(records), len(data)
+            )
+            return False
+        return bool(self.client.export(data).success)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+class Batcher:
+    """The SDK's batch span processor, reduced to what this process needs, with counts."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        counters: Counters,
+        *,
+        max_queue: int,
+        batch_size: int,
+        delay_s: float,
+    ) -> None:
+        self.sender, self.counters = sender, counters
+        self.batch_size, self.delay_s = batch_size, delay_s
+        self.queue: deque[SpanRecord] = deque(maxlen=max_queue)
+        self.exported = self.dropped = self.failed = 0
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._published = 0.0
+        self._thread = threading.Thread(target=self._run, name="span-export", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, records: Sequence[SpanRecord]) -> None:
+        with self._wake:
+            room = self.queue.maxlen or 0
+            overflow = len(self.queue) + len(records) - room
+            if overflow > 0:  # the deque drops the oldest; count them
+                if not self.dropped:
+                    log.warning("span export queue full (collector slow or down); dropping")
+                self.dropped += overflow
+            self.queue.extend(records)
+            if len(self.queue) >= self.batch_size:
+                self._wake.notify()
+        self.publish(force=overflow > 0)
+
+    def stop(self, timeout_s: float) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout_s)
+
+    def publish(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._published >= COUNTERS_EVERY_S:
+            self._published = now
+            self.counters.write(self.exported, self.dropped, self.failed)
+
+    def _take(self) -> list[SpanRecord]:
+        with self._wake:
+            if len(self.queue) < self.batch_size and not self._stopping:
+                self._wake.wait(self.delay_s)
+            count = min(self.batch_size, len(self.queue))
+            return [self.queue.popleft() for _ in range(count)]
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch:
+                self._export(batch)
+            elif self._stopping:
+                break
+        self.sender.shutdown()
+
+    def _export(self, batch: list[SpanRecord]) -> None:
+        try:
+            sent = self.sender.send(batch)
+        except Exception:  # the exporter should not raise; if it does, the batch is lost
+            log.exception("exporting %d spans failed", len(batch))
+            sent = False
+        if sent:
+            self.exported += len(batch)
+        else:
+            self.failed += len(batch)
+        self.publish(force=True)
+
+
+def read_frames(stream: BinaryIO) -> Iterator[object]:
+    """Yield each frame's unpickled payload until end of input."""
+    while True:
+        header = stream.read(FRAME_HEADER.size)
+        if len(header) < FRAME_HEADER.size:
+            return
+        (size,) = FRAME_HEADER.unpack(header)
+        data = stream.read(size)
+        if len(data) < size:
+            return
+        yield pickle.loads(data)
+
+
+def serve(stream: BinaryIO, counters: Counters) -> int:
+    frames = read_frames(stream)
+    setup = next(frames, None)
+    if not isinstance(setup, Setup):
+        return 0  # the sidecar closed before sending anything
+    protocol = otlp_protocol("traces", os.environ)
+    if protocol is None:
+        log.error("the export process started without an OTLP traces endpoint; exiting")
+        return 1
+    resource = Resource(setup.resource_attributes, setup.resource_schema_url)
+    wire = WireEncoder(resource, InstrumentationScope(*setup.scope), SpanLimits())
+    batcher = Batcher(
+        Sender(otlp_span_exporter(protocol), wire),
+        counters,
+        max_queue=_env_int(OTEL_BSP_MAX_QUEUE_SIZE, 2048),
+        batch_size=_env_int(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512),
+        delay_s=_env_int(OTEL_BSP_SCHEDULE_DELAY, DEFAULT_SCHEDULE_DELAY_MS) / 1000,
+    )
+    batcher.start()
+    for records in frames:
+        if isinstance(records, list):
+            batcher.add(records)
+    batcher.stop(timeout_s=30.0)  # the sidecar stops waiting long before: it kills us
+    batcher.publish(force=True)
+    return 0
+
+
+def lower_priority(nice: int) -> None:
+    """Run only on what the sidecar leaves: SCHED_IDLE (Linux), else the given niceness.
+
+    Under SCHED_IDLE, the sidecar waking up preempts this process at once, whatever it is doing;
+    a merely niced process may keep the CPU for the rest of its time slice (a millisecond or
+    more), which is a request's whole latency budget.
+    """
+    if hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError:
+            pass
+    os.nice(nice)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--counters-fd", type=int, required=True)
+    parser.add_argument("--nice", type=int, default=19, help="where SCHED_IDLE is missing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ExportWarnings())
+    lower_priority(args.nice)
+    return serve(sys.stdin.buffer, Counters(args.counters_fd))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The span export process: every span once, OTEL_* honoured, failures cost requests nothing.
+
+A real sidecar with a real OTLP/HTTP receiver (from ``test_export``), a dead endpoint, and a
+:class:`SpanShipper` whose export process is stopped (SIGSTOP) to stand for one that cannot keep
+up. Counts come from ``/metrics`` as an operator would read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar.telemetry import names as n
+from sidecar.telemetry.setup import OtelProviders
+from sidecar.telemetry.shipping import Setup, SpanShipper
+from sidecar.telemetry.spans import SpanRecord
+from tests.helpers import ServerFactory
+from tests.telemetry.test_export import WAIT_S, HttpReceiver, create_sidecar, export_env
+
+MODEL = "gpt-4o-mini"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
+NO_LIMIT: dict[str, Any] = {"operations": {"chat": {"rate_limit": None}}}
+
+
+class HeaderReceiver(HttpReceiver):
+    """The test's OTLP/HTTP receiver, also keeping the headers of each trace export."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers: list[dict[str, str]] = []
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        self.headers.append(dict(request.headers))
+        return await super()._traces(request)
+
+
+@pytest.fixture
+def receiver() -> Iterator[HeaderReceiver]:
+    started = HeaderReceiver()
+    started.start()
+    yield started
+    started.stop()
+
+
+async def export_counts(session: aiohttp.ClientSession, sidecar: TestServer) -> dict[str, float]:
+    """``sidecar_telemetry_exported_total`` and ``..._dropped_total`` by reason, from /metrics."""
+    async with session.get(sidecar.make_url("/metrics")) as response:
+        text = await response.text()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "sidecar_telemetry_exported_total":
+                counts["exported"] = sample.value
+            elif sample.name == "sidecar_telemetry_dropped_total":
+                counts[sample.labels[n.LABEL_DROP_REASON.replace(".", "_")]] = sample.value
+    return counts
+
+
+async def post_many(session: aiohttp.ClientSession, sidecar: TestServer, count: int) -> list[int]:
+    async def one() -> int:
+        async with session.post(sidecar.make_url("/v1/chat/completions"), json=BODY) as response:
+            await response.read()
+            return response.status
+
+    return list(await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), WAIT_S))
+
+
+async def wait_for_counts(
+    session: aiohttp.ClientSession, sidecar: TestServer, total: int
+) -> dict[str, float]:
+    """Poll /metrics (at most WAIT_S) until exported + dropped accounts for ``total`` spans."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            counts = await export_counts(session, sidecar)
+            if sum(counts.values()) >= total:
+                return counts
+            await asyncio.sleep(0.05)
+
+
+async def test_every_span_of_a_burst_reaches_the_collector_exactly_once(
+    receiver: HeaderReceiver,
+    upstream: TestServer,
+    aiohttp_server: ServerFactory,
+    provider_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """120 concurrent requests: 240 spans arrive, each once, a server and a client span per
+    trace; OTEL_EXPORTER_OTLP_HEADERS reaches the collector; the counters agree; and closing
+    the sidecar ends its export process."""
+    export_env(
+        monkeypatch, receiver.endpoint, "http/protobuf", OTEL_EXPORTER_OTLP_HEADERS="x-tenant=t-42"
+    )
+    providers = OtelProviders()
+    assert providers.shipper is not None
+    process = providers.shipper.process
+    sidecar = await aiohttp_server(
+        create_sidecar(str(upstream.make_url("/v1")), providers=providers, **NO_LIMIT)
+    )
+    async with aiohttp.ClientSession() as session:
+        assert await post_many(session, sidecar, 120) == [200] * 120
+        await receiver.received.wait_until(
+            lambda: len(receiver.received.spans()) >= 240, "240 spans"
+        )
+        counts = await wait_for_counts(session, sidecar, 240)
+    spans = receiver.received.spans()
+    assert len(spans) == 240
+    assert len({span.span_id for span in spans}) == 240
+    by_trace: dict[str, list[int]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span.kind)
+    assert len(by_trace) == 120
+    assert all(
+        sorted(kinds) == [SpanProto.SPAN_KIND_SERVER, SpanProto.SPAN_KIND_CLIENT]
+        for kinds in by_trace.values()
+    )
+    assert counts == {"exported": 240, "queue": 0, "export": 0}
+    assert receiver.headers
+    assert all(headers.get("x-tenant") == "t-42" for headers in receiver.headers)
+    await sidecar.close()
+    assert process.poll() is not None
+
+
+async def test_a_dead_collector_loses_spans_only_as_counted(
+    aiohttp_server: ServerFactory,
+    upstream: TestServer,
+    provider_key: str,
+    unused_tcp_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nobody listens at the endpoint: every request still succeeds, nothing is exported, and
+    every one of the spans is counted as dropped (queue full or export failed)."""
+    export_env(
+        monkeypatch,
+        f"http://127.0.0.1:{unused_tcp_port}",
+        "http/protobuf",
+        OTEL_EXPORTER_OTLP_TIMEOUT="1",
+        OTEL_BSP_MAX_QUEUE_SIZE="16",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8",
+        OTEL_METRICS_EXPORTER="none",  # only spans go to the dead endpoint
+    )
+    sidecar = await aiohttp_server(
+        create_sidecar(str(upstream.make_url("/v1")), providers=OtelProviders(), **NO_LIMIT)
+    )
+    async with aiohttp.ClientSession() as session:
+        assert await post_many(session, sidecar, 60) == [200] * 60
+        counts = await wait_for_counts(session, sidecar, 120)
+    assert counts["exported"] == 0
+    assert counts["queue"] > 0  # 120 spans cannot all wait in a 16-span queue
+    assert counts["queue"] + counts["export"] == 120
+    await sidecar.close()
+
+
+def record(index: int, padding: str) -> SpanRecord:
+    """A finished span's record, ``padding`` making it as large as wanted."""
+    return ("work", 0, index + 1, index + 1, 1, None, None, 1, 2, {"pad": padding}, 0,
+            None, None, 0, None)  # fmt: skip
+
+
+def test_an_export_process_that_cannot_keep_up_never_blocks_the_caller(
+    unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the export process stopped, the pipe fills: adding spans still returns at once
+    (the pipe is non-blocking; a blocking write would hang this test), and every span that did
+    not fit is counted as dropped."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{unused_tcp_port}")
+    shipper = SpanShipper(Setup({"service.name": "t"}, "", ("sidecar", "0", None)))
+    os.kill(shipper.process.pid, signal.SIGSTOP)
+    try:
+        padding = "x" * 8192
+        total = 1000  # ~8 MB, several times what the pipe holds
+        for index in range(total):
+            shipper.add(record(index, padding))  # no event loop here: each add is written
+        shipper.flush()
+        dropped = shipper.dropped
+        assert 0 < dropped < total
+        assert shipper.totals()[1] >= dropped  # the metric's "queue" reason includes them
+    finally:
+        os.kill(shipper.process.pid, signal.SIGCONT)
+        shipper.shutdown(timeout_s=5.0)
+    assert shipper.process.poll() is not None
