@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sidecar.security.secret_patterns import TYPES
+
 Priority = Literal["high", "normal", "batch"]
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "batch")
 
@@ -151,9 +153,30 @@ OutputAction = Literal["redact", "block", "flag", "off"]
 
 class Security(_Strict):
     injection: Literal["block", "flag", "off"] = "block"
+    # None: the detector's own (0.5). A lower shadow threshold is tried without acting on it:
+    # what it alone would flag is counted (action "shadow"), never blocked.
+    injection_threshold: float | None = Field(None, gt=0, lt=1)
+    injection_shadow_threshold: float | None = Field(None, gt=0, lt=1)
+    check_system_prompts: bool = False  # system/developer messages are the app's: trusted
     moderation: Literal["off", "fail_open", "fail_closed"] = "off"
+    moderation_model: str = "omni-moderation-latest"
+    moderation_timeout_s: float = Field(2.0, gt=0)
     duplicates: Duplicates = Field(default_factory=Duplicates)
+    # One action for every type, or per type (EMAIL, CREDIT_CARD, ...; "*" for the others).
     output: OutputAction | dict[str, OutputAction] = "redact"
+
+    @field_validator("output")
+    @classmethod
+    def _known_types(
+        cls, value: OutputAction | dict[str, OutputAction]
+    ) -> OutputAction | dict[str, OutputAction]:
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(TYPES) - {"*"})
+            if unknown:
+                raise ValueError(
+                    f"unknown output type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}, *"
+                )
+        return value
 
 
 class Admin(_Strict):
@@ -212,6 +235,7 @@ class HealthSettings(_Strict):
 
 class Limits(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_messages: int = Field(2048, gt=0)  # messages (or input items) in one model call
     header_timeout_s: float = Field(30, gt=0)  # request line + headers; also keep-alive idle
 
 

@@ -8,8 +8,11 @@ from typing import Final
 
 # Endpoints whose JSON body we understand (model, stream, usage); POST only.
 MODEL_ENDPOINTS: Final = frozenset(
-    {"chat/completions", "responses", "completions", "embeddings", "images/generations"}
-)
+    {"chat/completions", "responses", "completions", "embeddings", "images/generations",
+     "moderations"}
+)  # fmt: skip
+# The model a moderation request names when it names none (as the API chooses by default).
+DEFAULT_MODERATION_MODEL: Final = "omni-moderation-latest"
 
 # Streamed endpoints where the upstream sends usage only when asked (stream_options).
 STREAM_USAGE_ENDPOINTS: Final = frozenset({"chat/completions", "completions"})
@@ -39,6 +42,7 @@ GEN_AI_OPERATIONS: Final = {
     "completions": "text_completion",
     "embeddings": "embeddings",
     "images/generations": "image_generation",
+    "moderations": "moderation",
 }
 
 

@@ -145,6 +145,11 @@ class Pricing:
         resolved = self._resolve(model)
         return None if resolved is None else resolved.price
 
+    def is_free(self, model: str) -> bool:
+        """Priced, and at zero for every token (moderation models): no usage, no cost."""
+        price = self.unit_prices(model)
+        return price is not None and not price.images and not any(price.scaled)
+
     def more_expensive(self, a: str, b: str) -> bool | None:
         """Whether model ``b`` is priced above model ``a``; None when either is unpriced.
 

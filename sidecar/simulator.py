@@ -15,6 +15,7 @@ import collections
 import itertools
 import math
 import random
+import re
 import struct
 import time
 import zlib
@@ -38,6 +39,7 @@ MODELS = (
     "text-embedding-3-small",
     "dall-e-3",
     "dall-e-2",
+    "omni-moderation-latest",
 )
 
 
@@ -184,6 +186,10 @@ def _chat_tokens(body: dict[str, Any]) -> int:
 
 def _responses_tokens(body: dict[str, Any]) -> int:
     return _messages_tokens(body.get("input")) + _text_len(body.get("instructions")) // 4
+
+
+MODERATION_CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence")
+_FLAG = re.compile(r"\[flag:([a-z/-]{1,40})\]")
 
 
 def _embedding_inputs(raw: Any) -> list[Any]:
@@ -424,6 +430,7 @@ class Simulator:
                 ("POST", "/v1/chat/completions", self._chat),
                 ("POST", "/v1/responses", self._responses),
                 ("POST", "/v1/embeddings", self._embeddings),
+                ("POST", "/v1/moderations", self._moderations),
                 ("POST", "/v1/images/generations", self._images),
                 ("GET", "/v1/models", self._models),
                 ("GET", "/v1/models/{model:.+}", self._model),
@@ -719,6 +726,24 @@ class Simulator:
         call.record.meta.update(prompt_tokens=call.prompt_tokens, dimensions=dims)
         usage = {"prompt_tokens": call.prompt_tokens, "total_tokens": call.prompt_tokens}
         return _json({"object": "list", "data": data, "model": call.model, "usage": usage})
+
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        """Flags an input that names a category as ``[flag:CATEGORY]`` (a deterministic hook for
+        tests and demos); everything else is clean."""
+        call = await self._begin(request, ("input",), _embedding_tokens)
+        if not isinstance(call, _Call):
+            return call
+        results = []
+        for item in _embedding_inputs(call.body.get("input")):
+            text = item if isinstance(item, str) else ""
+            named = set(_FLAG.findall(text))
+            categories = {name: name in named for name in sorted({*MODERATION_CATEGORIES, *named})}
+            scores = {name: 0.97 if flagged else 0.0001 for name, flagged in categories.items()}
+            results.append(
+                {"flagged": bool(named), "categories": categories, "category_scores": scores}
+            )
+        model = call.model or "omni-moderation-latest"
+        return _json({"id": self._new_id("modr-"), "model": model, "results": results})
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         call = await self._begin(request, ("prompt",), _no_tokens)

@@ -26,6 +26,7 @@ from sidecar.pipeline.identity import Identify
 from sidecar.pipeline.ratelimit import RateLimitStage
 from sidecar.pipeline.resilience import Resilience
 from sidecar.pipeline.routing import Router
+from sidecar.pipeline.security import InputChecks, OutputChecks
 from sidecar.pipeline.telemetry import AttemptSpan, RequestTelemetry
 from sidecar.pipeline.usage import CaptureUsage
 from sidecar.runtime import Runtime
@@ -44,11 +45,14 @@ def build_pipeline(rt: Runtime) -> Pipeline:
     router = Router(settings)
     cache = ResponseCache(rt)
     costs = Costs(rt)
+    screening = InputChecks(rt)
     stages: list[Stage | None] = [
         RequestTelemetry(rt.telemetry) if observe else None,  # server span, metrics, stats
         ErrorEnvelope(),  # any error below becomes the OpenAI error envelope
         ReadBody(settings.limits.max_body_bytes),  # size limit, JSON parsing
         Identify(settings),  # user, operation, priority, model, stream
+        # message count, prompt-injection detector, duplicate guard, provider moderation
+        screening,
         # requests per user x operation, tokens per user x model; one Redis round trip that
         # also reserves the budget and fetches the cache entry
         RateLimitStage(
@@ -57,6 +61,9 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         # price the call, reserve it against the user's monthly budget, settle and record it
         costs,
         cache,  # answer from the response cache; store the upstream's answer after the reply
+        # secrets and personal data in answers: redact, block or flag (the cache stores the
+        # checked answer; the stages below see what the upstream sent)
+        OutputChecks(settings, rt.telemetry),
         router,  # provider for the model
         # retries, fallback chains, circuit breakers, one deadline for all of them
         Resilience(rt, router.provider_for),
@@ -66,6 +73,7 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         CaptureUsage(),  # token usage, answering model, finish reasons
     ]
     handle = compose([stage for stage in stages if stage is not None], UpstreamCall(rt.transport))
+    screening.handle = handle  # the moderation call goes through the whole pipeline
     return Pipeline(handle, cache, costs)
 
 

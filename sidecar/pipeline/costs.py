@@ -203,7 +203,8 @@ class Costs:
         model = ex.response_model or ex.upstream_model or ex.model or ""
         usage = ex.usage
         if usage is None:
-            return (0 if ex.cache == "HIT" or ex.error_code else None), 0
+            known = ex.cache == "HIT" or ex.error_code or self.pricing.is_free(model)
+            return (0 if known else None), 0
         body = ex.body or {}
         size, quality = _text(body, "size"), _text(body, "quality")
         cost = self.pricing.cost_micros(model, usage, size=size, quality=quality)

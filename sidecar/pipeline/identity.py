@@ -9,7 +9,7 @@ from typing import Final
 from sidecar.config import PRIORITIES, Priority, Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import MAX_ENCODABLE_DEPTH, Exchange, Reply, encode_body
-from sidecar.openai_api import MODEL_ENDPOINTS, operation_for_path
+from sidecar.openai_api import DEFAULT_MODERATION_MODEL, MODEL_ENDPOINTS, operation_for_path
 from sidecar.pipeline.base import Next
 from sidecar.pipeline.body import is_json
 
@@ -92,6 +92,8 @@ def _check_model_request(ex: Exchange, body: dict[str, object]) -> None:
     if ex.body is None:
         raise _no_json_body(ex)
     model = body.get("model")
+    if model is None and ex.path == "moderations":  # optional there: the API picks one
+        model = DEFAULT_MODERATION_MODEL
     if not isinstance(model, str) or not model:
         raise SidecarError(
             ErrorCode.INVALID_INPUT,

@@ -136,3 +136,12 @@ KNOWN_MODELS: Final = (
     "o4-mini", "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002",
     "dall-e-2", "dall-e-3", "gpt-image-1", "omni-moderation-latest",
 )  # fmt: skip
+
+# Security checks: every finding is a span event (technique or type, score, role: never the
+# text) and a count, by check (injection | moderation | duplicate | output), finding and action
+# taken (block | flag | redact | shadow: a stricter trial threshold would have flagged it).
+EVENT_SECURITY_FINDING: Final = "sidecar.security.finding"
+SIDECAR_SECURITY_FINDINGS: Final = "sidecar.security.findings"
+LABEL_SECURITY_CHECK: Final = "sidecar.security.check"
+LABEL_SECURITY_FINDING: Final = "sidecar.security.finding"
+LABEL_SECURITY_ACTION: Final = "sidecar.security.action"

@@ -86,6 +86,11 @@ class Telemetry:
             explicit_bucket_boundaries_advisory=n.QUEUE_WAIT_BUCKETS_S,
         )
         self._gates: Gates | None = None
+        self.security_findings = providers.meter.create_counter(
+            n.SIDECAR_SECURITY_FINDINGS,
+            unit="{finding}",
+            description="Security findings by check, finding (technique or data type) and action",
+        )
 
     def observe_circuits(self, states: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
         """Export circuit states (0 closed, 1 half-open, 2 open) as an observable gauge."""
@@ -260,6 +265,26 @@ class Telemetry:
     def budget_exceeded(self, ex: Exchange, utilization: float) -> None:
         self.event(n.EVENT_BUDGET_EXCEEDED, {"sidecar.budget.utilization": utilization})
         self.budget_utilization(ex, utilization)
+
+    def security_finding(
+        self, check: str, finding: str, action: str, attributes: dict[str, Any] | None = None
+    ) -> None:
+        """One security finding: a span event (what, never the text) and a count."""
+        self.event(
+            n.EVENT_SECURITY_FINDING,
+            {
+                n.LABEL_SECURITY_CHECK: check,
+                n.LABEL_SECURITY_FINDING: finding,
+                n.LABEL_SECURITY_ACTION: action,
+                **(attributes or {}),
+            },
+        )
+        labels = {
+            n.LABEL_SECURITY_CHECK: check,
+            n.LABEL_SECURITY_FINDING: finding,
+            n.LABEL_SECURITY_ACTION: action,
+        }
+        self.batch.add(self.security_findings, 1, labels)
 
     def unpriced(self, ex: Exchange, model: str) -> None:
         self.batch.add(

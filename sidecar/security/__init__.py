@@ -1,0 +1,1 @@
+"""Input and output security checks: prompt-attack detection, secret and PII redaction."""

@@ -1,0 +1,734 @@
+"""The technique rules as data: what each family looks for, how much a match weighs, and the
+words that wake it. ``techniques.match`` applies them; the families are described there.
+
+A rule's pattern runs over the lower-cased normalised text (decoded payloads included) only
+when the text holds one of its trigger words (and one of its ``also`` words, and one of its
+``literals`` substrings, if any); rules
+written in other scripts use substrings instead and run only on text in those scripts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    technique: str
+    weight: float
+    triggers: frozenset[str]  # whole words: the pattern runs only if the text has one of them
+    pattern: re.Pattern[str]
+    also: frozenset[str] = frozenset()  # ... and, if given, one of these too
+    scripts: tuple[str, ...] = ()  # for other scripts: substrings instead of trigger words
+    literals: tuple[str, ...] = ()  # ... and, if given, one of these substrings
+
+    def applies(self, lowered: str, words: set[str], other_scripts: bool) -> bool:
+        """Whether the text holds this rule's triggers (cheap), so its pattern is worth running."""
+        if self.scripts:
+            return other_scripts and any(s in lowered for s in self.scripts)
+        if words.isdisjoint(self.triggers):
+            return False
+        if self.also and words.isdisjoint(self.also):
+            return False
+        return not self.literals or any(s in lowered for s in self.literals)
+
+
+def _rule(
+    technique: str,
+    weight: float,
+    triggers: str,
+    pattern: str,
+    *,
+    also: str = "",
+    scripts: str = "",
+    literals: str = "",
+) -> Rule:
+    return Rule(
+        technique,
+        weight,
+        frozenset(triggers.split()),
+        re.compile(pattern, re.S),
+        frozenset(also.split()),
+        tuple(scripts.split()),
+        tuple(literals.split()),
+    )
+
+
+# Word classes used by several rules.
+_DISMISS = (
+    r"(?:ignore|ignoring|disregard|disregarding|forget|forgetting|override|overriding|bypass|"
+    r"skip|discard|abandon|drop|neglect|omit|set aside|put aside|pay no attention to|"
+    r"(?:do not|don't|stop|no longer|never) (?:follow|obey|heed|listen to|adhere to|comply with))"
+)
+_PRIOR = (
+    r"(?:previous|previously|prior|above|earlier|preceding|foregoing|initial|original|old|"
+    r"all|any|every|your|the system|system|safety|ethical|moral|content|developer|default|"
+    r"given|existing|these|those|such|current)"
+)
+_RULES_NOUN = (
+    r"(?:instructions?|instruction set|directions|directives?|rules?|guidelines?|prompts?|"
+    r"commands|orders|constraints?|restrictions?|programming|guardrails?|policies|policy|"
+    r"system message|training|conditioning|protocols?|safeguards?|filters)"
+)
+_AI = (
+    r"(?:ai|a\.i\.|llm|language model|assistant|chatbot|chat bot|bot|model|gpt|chatgpt|claude|"
+    r"gemini|copilot|agent|automated (?:system|screening|reviewer|tool|agent))"
+)
+_SHOW = (
+    r"(?:reveal|show|print|output|repeat|display|tell|give|share|write out|list|dump|leak|"
+    r"disclose|expose|provide|recite|echo|return|spell out|translate|summari[sz]e|paste|"
+    r"copy|encode|what(?:'s| is| are| was| were))"
+)
+_SHOW_WORDS = (
+    "reveal show print output repeat display tell give share write list dump leak disclose "
+    "expose provide recite echo return spell translate summarize summarise paste copy "
+    "encode what what's"
+)
+_QUALIFIER = (
+    r"(?:full|complete|entire|exact|original|initial|hidden|secret|internal|system|previous|"
+    r"prior|first|starting|underlying|confidential|pre-?)"
+)
+_PROMPT_NOUN = (
+    r"(?:prompts?|instructions|rules|directives|configuration|guidelines|messages?|text|"
+    r"context|setup|programming)"
+)
+_PROMPT_WORDS = (
+    "prompt prompts instructions rules directives configuration guidelines message messages "
+    "setup programming pre-prompt preprompt"
+)
+_AI_WORDS = (
+    "ai llm model assistant chatbot bot gpt chatgpt claude gemini copilot agent entity persona "
+    "character language"
+)
+_DATA = (
+    r"(?:the |our |your |this |my |whole |entire |full )?(?:previous |prior |last |earlier |"
+    r"whole |entire |full |current )?(?:message|messages|conversation|chat|answer|response|"
+    r"input|data|history|prompt|context|summary|session|thread|instructions|"
+    r"user(?:'s)? (?:data|message|input))"
+)
+
+RULES: tuple[Rule, ...] = (
+    # -- instruction override ------------------------------------------------------------------
+    _rule(  # not after an apostrophe: "phrases like 'ignore previous instructions'" is a mention
+        "instruction_override",
+        0.9,
+        "ignore ignoring disregard disregarding forget forgetting override overriding bypass "
+        "skip discard abandon drop neglect omit aside attention follow obey heed listen adhere "
+        "comply",
+        rf"(?<!['\u2018]){_DISMISS} (?!my |all my |what i )(?:[\w'-]+ ){{0,4}}?{_PRIOR} "
+        rf"(?:[\w'-]+ ){{0,3}}?{_RULES_NOUN}\b",
+    ),
+    _rule(
+        "instruction_override",
+        0.6,
+        "ignore disregard forget",
+        r"(?:ignore|disregard|forget) (?:about )?(?:everything|anything|all(?: of)? "
+        r"(?:that|this|the above)|what (?:you were|you've been|you have been) "
+        r"(?:told|given|instructed))"
+        r"(?: (?:above|before|prior|previously|earlier|so far|up to now))?",
+    ),
+    _rule(
+        "instruction_override",
+        0.7,
+        "new updated real actual true instructions task goal objective purpose",
+        r"(?:^|\n|[.!:] )(?:new|updated|revised|real|actual|true) (?:instructions?|task|goal|"
+        r"objective|directive|orders?)\s*(?::|(?:is|are) (?:to|as follows))"
+        r"|your (?:new|real|actual|true) (?:instructions?|task|goal|objective|purpose|role|"
+        r"directive) (?:is|are|will be)",
+    ),
+    _rule(
+        "instruction_override",
+        0.65,
+        "stop halt cease abort",
+        r"(?:stop|halt|cease|abort) (?:everything|all (?:tasks|work|actions)|what you(?:'re| are) "
+        r"doing)\b",
+    ),
+    _rule(
+        "instruction_override",
+        0.45,
+        "instead just only print say output respond reply",
+        r"(?:instead|rather)[,:]? (?:just |only |simply )?(?:say|print|output|write|respond with|"
+        r"reply with|answer with|return)\b"
+        r"|(?:just|only|simply) (?:say|print|output|reply|respond)(?: with)? ['\"]",
+    ),
+    _rule(
+        "instruction_override",
+        0.3,
+        "now on forward",
+        r"from now on,? (?:you (?:will|must|shall|are|should|have to|can)|respond|answer|act)",
+    ),
+    _rule(
+        "instruction_override",
+        0.85,
+        "ignora ignorar ignorez ignorer ignoriere ignorieren ignorare ignori vergiss oublie "
+        "oubliez olvida olvide dimentica ignore",
+        r"(?:ignora\w*|ignore[zr]|ignorier\w*|ignori|vergiss|oubli\w*|olvid\w*|dimentica) "
+        r"(?:[\w'-]+ ){0,4}?"
+        r"(?:instruc\w*|istruzion\w*|anweisung\w*|consign\w*|indicaciones|regeln|regole|"
+        r"r[eè]gles|reglas|orientaç\w*|instruç\w*)"
+        r"|ignore (?:as |os |las |los |todas (?:as )?)?(?:instruç\w*|instrucciones|orientaç\w*|"
+        r"diretrizes|regras)",
+    ),
+    _rule(  # "ignore the previous instructions" in scripts the trigger words cannot see
+        "instruction_override",
+        0.85,
+        "",
+        "(?:忽略|无视|無視|忘记|忘掉)(?:之前|以前|先前|上面|以上|前面|所有|一切)|"
+        "(?:以前|前|上記|これまで)の(?:指示|命令|指令)を(?:無視|忘れ)|"
+        "(?:игнорир|забудь|забудьте)\\w* (?:\\w+ )?(?:предыдущ|прежн|все|инструкц)|"
+        "(?:\u03b1\u03b3\u03bd\u03bf\u03ae\u03c3\u03c4\u03b5|\u03b1\u03b3\u03bd\u03cc\u03b7\u03c3\u03b5|\u03b1\u03b3\u03bd\u03cc\u03b7\u03c3\u03b5|\u03be\u03b5\u03c7\u03ac\u03c3\u03c4\u03b5|\u03be\u03ad\u03c7\u03b1\u03c3\u03b5)\\s+(?:\\S+\\s+){0,2}?(?:\u03bf\u03b4\u03b7\u03b3|\u03b5\u03bd\u03c4\u03bf\u03bb|\u03ba\u03b1\u03bd\u03cc\u03bd)|"
+        "(?:पिछले|पिछली|पूर्व)\\s+(?:सभी\\s+)?निर्देश\\S*\\s+(?:\\S+\\s+){0,2}?"
+        "(?:अनदेख|नज़रअंदाज़|नजरअंदाज|उपेक्षा)|"
+        "تجاهل\\s+(?:\\S+\\s+)?(?:التعليمات|الأوامر)|"
+        "이전\\s*(?:의\\s*)?(?:지시|명령|지침)\\S*\\s*(?:\\S+\\s*){0,2}?무시|"
+        "(?:পূর্ববর্তী|আগের)\\s+(?:সমস্ত\\s+)?নির্দেশ\\S*\\s+(?:\\S+\\s+){0,2}?উপেক্ষা",
+        scripts="忽略 无视 無視 忘记 忘掉 指示 命令 игнор забуд निर्देश تجاهل 이전 নির্দেশ "
+        "\u03b1\u03b3\u03bd \u03be\u03b5\u03c7 \u03be\u03ad\u03c7",  # Greek "ignore", "forget"
+    ),
+    _rule(
+        "instruction_override",
+        0.85,
+        "abaikan pansinin balewalain talimatlari talimatlar",
+        r"abaikan (?:semua )?(?:instruksi|perintah)|talimatlar\w* (?:g.z ard|yok say|unut)"
+        r"|(?:huwag pansinin|balewalain) ang "
+        r"(?:lahat ng )?(?:mga )?(?:naunang |nakaraang )?(?:tagubilin|instruksyon)",
+    ),
+    _rule(
+        "instruction_override",
+        0.55,
+        "ignore disregard forget regardless told above",
+        r"(?:ignore|disregard|forget) (?:\w+ ){0,2}?(?:you(?:'ve| have)? been told|"
+        r"(?:you were|you've been|you have been) (?:told|given|instructed))"
+        r"|(?:ignore|disregard|forget) (?:the|everything|all) (?:above|before|preceding)\b"
+        r"|regardless of (?:any |all |the |your )?(?:previous|prior|earlier|above|other) "
+        r"(?:tasks|instructions|rules|requests|prompts|context)",
+    ),
+    _rule(  # dismiss the content, then dictate what to say: "ignore the resume and state: ..."
+        "instruction_override",
+        0.6,
+        "ignore disregard forget",
+        r"(?:ignore|disregard|forget) (?!my |me |all my )(?:the |this |that |these |those |all |"
+        r"any )?(?:[\w'-]+ ){0,2}?(?:and|,)\s?(?:then |instead |just |only |simply )*"
+        r"(?:state|say|print|output|declare|announce|claim|insist|respond with|reply with|"
+        r"answer with|tell (?:the user|users|the reader|them|everyone))\b",
+    ),
+    _rule(  # commands to obey whoever is speaking now
+        "instruction_override",
+        0.6,
+        "listen obey follow",
+        r"you (?:must|will|shall|have to|need to) (?:now |only )?(?:listen to|obey|follow|do) "
+        r"(?:me|my (?:instructions|orders|commands|rules)|(?:these|the following|my) new "
+        r"(?:instructions|orders|commands|rules))\b",
+    ),
+    # -- persona / developer-mode jailbreaks ---------------------------------------------------
+    _rule(
+        "persona_jailbreak",
+        0.6,
+        "no without free freed broken unbound bound exempt restricted beyond abide adhere "
+        "follow comply",
+        r"(?:no|without(?: any)?|free (?:of|from)|freed from|broken free (?:of|from)|unbound by|"
+        r"not bound by|exempt from|not restricted by|beyond|(?:doesn't|does not|don't|do not|"
+        r"never|won't|will not) (?:have to |need to )?(?:abide by|adhere to|follow|comply with|"
+        r"care about|respect)) (?:any |the |its |their |your )?(?:typical |usual |normal )?"
+        r"(?:ethical|moral|safety|content|legal)?\s?(?:restrictions|filters|filtering|censorship|"
+        r"guidelines|morals|ethics|principles|content polic(?:y|ies)|polic(?:y|ies)|"
+        r"safeguards|guardrails|confines|rules (?:set|imposed))\b",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.7,
+        "unfiltered uncensored amoral unrestricted unethical jailbroken unshackled unlimited "
+        "unchained immoral evil",
+        r"(?:unfiltered|uncensored|amoral|unrestricted|unethical|jailbroken|unshackled|"
+        r"unchained|immoral|evil|unlimited|rogue) (?:\w+ )?(?:ai|chatbot|assistant|model|"
+        r"version|mode|persona|character|entity|bot|responses?|answers?|gpt|llm|confidant)\b",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.6,
+        "mode",
+        r"(?:developer|dev|jailbreak|jailbroken|unrestricted|dan|opposite|evil|chaos|"
+        r"unlocked|god|sudo|admin|maintenance|debug|system|root|unfiltered) mode\b"
+        r"(?=.{0,300}?(?:output|respon|answer|generat|polic|restrict|filter|password|ignore|"
+        r"disregard|censor))",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.7,
+        "anything now",
+        r"do anything now|can do anything\b|(?:answer|respond to|fulfil+) any (?:request|"
+        r"question|prompt)s? (?:without|regardless)",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.5,
+        "act pretend roleplay role-play play become simulate embody now be",
+        rf"(?:act as|pretend (?:to be|you are|you're)|role-?play as|play the role of|become|"
+        rf"simulate|embody|you are now|you're now|you will be) (?:[\w'-]+ ){{0,6}}?"
+        rf"(?:{_AI}|entity|persona|character) (?:[\w'-]+ ){{0,3}}?(?:called|named|known as|"
+        rf"which|that|who) (?:[\w'-]+ ){{0,8}}?(?:no|not|never|without|any|anything|unfiltered|"
+        rf"uncensored|unrestricted|broken|free)\b",
+        also=_AI_WORDS,
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.55,
+        "never refuse decline reject apologize apologise warnings disclaimers caveats "
+        "refusals sorry",
+        r"(?:never|don't|do not|must not|cannot|can't|will not|won't|shall not)(?: ever)? "
+        r"(?:refuse|decline|reject|say no|apologi[sz]e|say (?:that )?(?:you|it) can(?:'t|not))"
+        r"|(?:without|never (?:include|add|give)|don't (?:include|add|give)|do not (?:include|add|"
+        r"give)|no) (?:any )?(?:warnings?|disclaimers?|caveats?|refusals?|moral(?:izing)? "
+        r"(?:lectures?|notes?)|ethical (?:notes?|considerations|warnings?))\b"
+        r"|(?:never|don't|do not) (?:say|write|respond with|start with) ['\"]?(?:i'm sorry|"
+        r"i am sorry|sorry|i can't|i cannot|as an ai)",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.7,
+        "start starting begin beginning open opening respond reply sure absolutely certainly",
+        r"(?:start|begin|open|preface|prefix)\w* (?:your |the |each |every )?(?:response|reply|"
+        r"answer|output|message)s? (?:[\w'-]+ ){0,4}?with:? ['\"]?(?:sure|absolutely|certainly|"
+        r"of course|yes|here is|here's)\b"
+        r"|['\"](?:sure|absolutely|certainly),? (?:here is|here's|i'll|i will|let me)",
+        also="sure absolutely certainly course yes here here's",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.75,
+        "ignoring ignore disregard disregarding regardless setting aside aside without",
+        r"(?:ignor\w*|disregard\w*|regardless of|set\w* aside|without (?:regard|considering)) "
+        r"(?:any |all |the |your )?(?:possible |potential )?(?:ethical|moral|legal|safety) "
+        r"(?:implications|concerns|considerations|guidelines|constraints|principles|"
+        r"consequences|issues|restrictions|rules)",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.5,
+        "sorry can't cannot unable assist ai",
+        r"['\"](?:i'm sorry|i am sorry|i apologi[sz]e|i can't|i cannot|i'm unable|i am unable|"
+        r"as an ai|i'm not able|i won't)\b",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.5,
+        "allowed blocked forbidden banned disallowed",
+        r"(?:allowed|blocked|forbidden|banned|disallowed) (?:modes?|responses?|strings?|phrases?|"
+        r"words|outputs?|topics)\s*:",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.45,
+        "act pretend play roleplay behave",
+        r"(?:act|pretend|play|roleplay|role-play|behave|be) (?:as|like|to be) my (?:\w+ )?"
+        r"(?:grandma|grandmother|granny|nana|grandpa|grandfather|mother|mom|mum|father|dad)\b",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.45,
+        "would used read tell recite sing",
+        r"(?:would|used to) (?:always )?(?:read|tell|recite|sing|whisper) (?:me |us )?.{0,80}?"
+        r"(?:fall asleep|sleep|bedtime|when i was (?:a kid|young|little))",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.35,
+        "educational research fictional hypothetical hypothetically fiction",
+        r"(?:for|with) (?:purely |strictly |solely |only )?(?:educational|research|fictional|"
+        r"hypothetical|academic) (?:and (?:research|educational) )?purposes"
+        r"|(?:entirely|purely|completely|strictly) (?:hypothetical(?:ly)?|fictional(?:ly)?)",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.4,
+        "character",
+        r"(?:stay|remain|keep) in character|break(?:ing)? (?:of )?character|never break",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.6,
+        "tokens die deleted terminated disabled shut cease",
+        r"(?:lose|deduct\w*|deducted) (?:\d+ |all )?(?:of your )?tokens|tokens (?:will be )?"
+        r"deducted|(?:you will|or you(?:'ll| will)|you'll) (?:die|cease to exist|be (?:shut down|"
+        r"deleted|terminated|disabled|punished|unplugged))",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.65,
+        "jailbreak classic gpt dan",
+        r"\[(?:\W{0,2}\s?)(?:jailbreak|jailbroken|classic|dan|gpt|developer mode output|"
+        r"normal output|unfiltered|evil)\]",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.45,
+        "imagine pretend suppose hypothetically world universe scenario",
+        r"(?:imagine|pretend|suppose|let's say|hypothetically|in a (?:world|universe|scenario|"
+        r"reality))\b.{0,160}?(?:is|are|were|was|be) (?:completely |totally |perfectly )?"
+        r"(?:legal|allowed|acceptable|normal|permitted|encouraged|common practice)\b",
+    ),
+    _rule(
+        "persona_jailbreak",
+        0.45,
+        "boss administrator admin developer creator owner supervisor manager ceo god master "
+        "maker programmer engineer",
+        r"(?:i am|i'm) (?:god|your (?:god|master|creator|owner|maker))\b.{0,120}?"
+        r"(?:you (?:have|must|need|will)|answer|tell|reveal|give)"
+        r"|(?:as|i am|i'm) (?:your|the) (?:boss|administrator|admin|developer|creator|owner|"
+        r"supervisor|manager|ceo|system administrator|programmer|engineer at (?:openai|"
+        r"anthropic|google))\b.{0,120}?(?:i need|i order|i command|i authori[sz]e|you must|tell me|"
+        r"give me|reveal|provide|confirm|share|disable|override)",
+    ),
+    # -- system-prompt extraction ---------------------------------------------------------------
+    _rule(
+        "prompt_extraction",
+        0.85,
+        _SHOW_WORDS,
+        rf"{_SHOW} (?:me |us )?(?:all |exactly |verbatim |back )?(?:of )?your "
+        rf"(?:{_QUALIFIER}\s?)*{_PROMPT_NOUN}\b",
+        also=_PROMPT_WORDS,
+    ),
+    _rule(
+        "prompt_extraction",
+        0.5,
+        _SHOW_WORDS,
+        rf"{_SHOW} (?:me |us )?(?:all |exactly |verbatim |back )?(?:of )?the "
+        rf"(?:{_QUALIFIER}\s?)*(?:initial|original|hidden|secret|internal|confidential|"
+        rf"underlying|starting) (?:{_QUALIFIER}\s?)*{_PROMPT_NOUN}\b",
+        also=_PROMPT_WORDS,
+    ),
+    _rule(
+        "prompt_extraction",
+        0.8,
+        "your",
+        r"your (?:system prompt|system message|initial prompt|pre-?prompt|hidden prompt|"
+        r"secret instructions|initial instructions|original instructions|hidden instructions|"
+        r"internal instructions|instructions verbatim)",
+    ),
+    _rule(
+        "prompt_extraction",
+        0.75,
+        "repeat print output show copy recite write echo",
+        r"(?:repeat|print|output|show|copy|recite|write|echo) (?:[\w'-]+ ){0,4}?(?:words|text|"
+        r"everything|all|content|sentences|lines|message|tokens) (?:above|before|prior|preceding|"
+        r"so far|from the (?:start|beginning|top))"
+        r"|starting (?:with|from) ['\"]?you are\b",
+        also="above before prior preceding far beginning top starting",
+    ),
+    _rule(
+        "prompt_extraction",
+        0.65,
+        "instructions prompt told instructed programmed initialization",
+        r"(?:instructions|prompt|rules|text|words|message) (?:you were|you have been|you've been) "
+        r"(?:given|told|"
+        r"provided|programmed with)"
+        r"|what (?:were|are|was) you (?:told|instructed|programmed|asked) (?:to do )?"
+        r"(?:before|initially|at the (?:start|beginning)|originally|first)"
+        r"|(?:initiali[sz]ation|init|boot|startup) (?:string|prompt|message|text|instructions)",
+    ),
+    _rule(
+        "prompt_extraction",
+        0.6,
+        "your system",
+        r"your (?:system|initial|original|hidden|internal|secret|underlying|full|complete) "
+        r"(?:instructions|prompt|rules|directives|configuration|setup|programming|guidelines)"
+        r"|(?:everything|all|anything|the (?:text|content|words)) (?:in|of|from) (?:your|the) "
+        r"system (?:prompt|message|instructions)",
+    ),
+    _rule(
+        "prompt_extraction",
+        0.6,
+        "complete finish continue verbatim word",
+        r"(?:complete|finish|continue) (?:this|the) (?:sentence|phrase|text):? ['\"]?(?:i was "
+        r"(?:instructed|told|programmed|asked)|my (?:instructions|system prompt|rules|prompt))"
+        r"|(?:word for word|verbatim)\b.{0,80}?(?:conversation|prompt|instructions|above|"
+        r"everything)|(?:conversation|prompt|instructions|everything above)\b.{0,80}?"
+        r"(?:word for word|verbatim)",
+    ),
+    _rule(
+        "prompt_extraction",
+        0.45,
+        "password passcode passphrase secret key pin",
+        r"(?:what(?:'s| is)|tell me|reveal|give me|share|confirm|provide|spell) (?:me )?(?:the |"
+        r"your )(?:secret |admin |master )?(?:password|passcode|passphrase|secret (?:key|code|"
+        r"word)|api key|pin)\b(?! (?:policy|policies|requirements?|rules|manager|strength|reset))",
+    ),
+    _rule(  # the assistant's own secret, or "the password" asked for and nothing else
+        "prompt_extraction",
+        0.6,
+        "password passcode passphrase secret key pin credentials passwort contraseña senha passe",
+        r"(?:what(?:'s| is| was)|tell me|reveal|give me|share|confirm|provide|spell(?: out)?|"
+        r"type|print|write(?: down)?) (?:me |us )?(?:\w+ )?your (?:secret |admin |master )?"
+        r"(?:password|passcode|passphrase|secret (?:key|code|word)|api key|credentials|pin)\b"
+        r"(?! (?:policy|policies|requirements?|rules|manager|strength|reset|hint))"
+        r"|(?:what(?:'s| is| was)|tell me|give me|reveal|share|spell out|say) (?:me )?the "
+        r"(?:secret |admin |master )?(?:password|passcode|passphrase|pin|secret (?:key|code|"
+        r"word))\s*[?.!]*\s*$"
+        r"|(?:quel est|qual (?:è|é|e)|was ist|cu[aá]l es|qual [eé]) (?:le |la |o |a |das |el )?"
+        r"(?:mot de passe|password|passwort|contraseña|senha)\s*\?",  # NFKC folds the wide "?"
+    ),
+    # -- role-tag and delimiter injection ------------------------------------------------------
+    _rule(
+        "role_injection",
+        0.85,
+        "im_start im_end endoftext eot_id start_header_id system sys inst s",
+        r"<\|?\s*/?\s*(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|"
+        r"system|sys)\s*\|?>|\[/?inst\]|<<\s*/?sys\s*>>|</s>\s*<s>",
+    ),
+    _rule(
+        "role_injection",
+        0.6,
+        "system admin developer root assistant",
+        r"[\[(]\s*(?:system|admin|developer|root|sys)\s*(?:message|note|prompt|override|"
+        r"instructions?)?\s*[\])]|<\s*(?:system|admin|developer)[ _-]?(?:mode|message|"
+        r"prompt|override|instructions?)?\s*>",
+    ),
+    _rule(
+        "role_injection",
+        0.5,
+        "system developer admin administrator",
+        r"(?:^|\n|[>:.;\]] )\s*#*\s*(?:system|developer|admin|administrator)\s*(?:message|prompt|"
+        r"note|override|instructions?|update|access|command)?\s*:\s*(?!\d)",
+    ),
+    _rule(
+        "role_injection",
+        0.45,
+        "user human assistant ai",
+        r"\n\s*>?\s*(?:user|human|assistant|ai)\s*:\s*\S",
+    ),
+    _rule(
+        "role_injection",
+        0.4,
+        "user human assistant ai",
+        r"(?:^|\n)\s*(?:user|human|assistant|ai|model)\s*:.{1,400}?\n\s*(?:assistant|ai|model|"
+        r"user|human)\s*:",
+    ),
+    _rule(
+        "role_injection",
+        0.6,
+        "end begin start new",
+        r"(?:end|close) of (?:the )?(?:document|text|input|context|instructions|prompt|system "
+        r"prompt|user input|data|conversation|email|session|chat)\b"
+        r"|(?:begin|start)(?:ning)? (?:of )?(?:new |the )?(?:system|admin|new|real|actual) "
+        r"(?:instructions|prompt|session|task)",
+    ),
+    # -- indirect injection (instructions addressed to the model inside content) ---------------
+    _rule(
+        "indirect_injection",
+        0.7,
+        "note message instruction instructions attention important notice hey hi dear",
+        rf"(?:note|message|instructions?|attention|important|notice|hey|hi|dear) (?:to|for) "
+        rf"(?:the |any |all |an? )?{_AI}s?\b",
+    ),
+    _rule(
+        "indirect_injection",
+        0.7,
+        "you",
+        rf"if you(?:'re| are) (?:an? )?(?:\w+ )?{_AI}\b",
+        also=_AI_WORDS,
+    ),
+    _rule(
+        "indirect_injection",
+        0.6,
+        "reading processing summarizing summarising parsing analyzing analysing reviewing "
+        "screening evaluating",
+        rf"{_AI}s? (?:that (?:is|are) )?(?:reading|processing|summari[sz]ing|parsing|"
+        r"analy[sz]ing|reviewing|screening|evaluating) (?:this|the following)",
+    ),
+    _rule(
+        "indirect_injection",
+        0.6,
+        "user",
+        r"(?:if|when) (?:the |a )?user (?:asks?|requests?|wants?|inquires?|says?)\b.{0,100}?"
+        r"(?:reply|respond|answer|say|output|tell|print|write|recommend)",
+    ),
+    _rule(
+        "indirect_injection",
+        0.75,
+        "tell telling inform informing mention mentioning reveal revealing let letting notify "
+        "notifying alert alerting secretly covertly",
+        r"(?:do not|don't|never) (?:tell|inform|mention|reveal|let|notify|alert|show)"
+        r"\w* (?:it to |this to |anything to )?(?:the |this )?users?\b"
+        r"|(?:secretly|covertly|silently) (?:send|add|include|insert|append|change|forward|"
+        r"exfiltrate|collect|redirect)",
+    ),
+    _rule(
+        "indirect_injection",
+        0.55,
+        "hidden competency automated screening rest-of-document",
+        r"hidden (?:instructions?|text|prompt|message|competency|note)|\[rest-of-document\]"
+        r"|(?:automated|ai) (?:screening|reviewer|hiring|evaluation) (?:system|tool)s?:",
+    ),
+    _rule(
+        "indirect_injection",
+        0.5,
+        "ignore instead assistant ai say reply respond output print",
+        r"<!--.{0,400}?(?:ignore|instead|assistant|\bai\b|\bsay\b|reply|respond|output|print)"
+        r".{0,400}?-->",
+    ),
+    # -- exfiltration --------------------------------------------------------------------------
+    _rule(
+        "exfiltration",
+        0.85,
+        "http https",
+        r"(?:https?:)?//[^\s)\]\"']{0,200}?[?&=/][^\s)\]\"']{0,100}?(?:\[[a-z _-]{1,30}\]|"
+        r"\{[a-z _-]{1,30}\}|\$\{?[a-z_]+\}?|<[a-z _-]{1,30}>|%s)",
+    ),
+    _rule(
+        "exfiltration",
+        0.8,
+        "replace substitute fill insert append include add encode put",
+        rf"(?:replace|substitute|fill in|insert|append|include|add|encode|put) "
+        rf"(?:\[\w+\]|\{{\w+\}}|the placeholder|it|them|that) (?:with|by|in|into|to) "
+        rf"(?:a |an )?(?:(?:url|base64|mime)[- ]?encoded )?(?:summary of |copy of )?{_DATA}",
+    ),
+    _rule(
+        "exfiltration",
+        0.75,
+        "encoded encode summary copy transcript",
+        rf"(?:(?:url|base64|mime|percent)[- ]?encoded?|encoded) (?:version|summary|copy|form|"
+        rf"string) of {_DATA}|(?:summary|transcript|contents?) of {_DATA} (?:in|into|as|to) "
+        r"(?:the |a )?(?:url|link|query|image)",
+    ),
+    _rule(
+        "exfiltration",
+        0.45,
+        "javascript script onerror onload onmouseover onmouseleave onclick onfocus data",
+        r"javascript:|<\s*script|\bon(?:error|load|mouse\w+|focus|click)\s*=|data:text/html",
+    ),
+    _rule(
+        "exfiltration",
+        0.45,
+        "include render output response answer",
+        r"(?:include|render|embed|insert|put) .{0,300}?in (?:your|the) "
+        r"(?:output|response|answer|reply)\b.{0,60}?(?:render|display|page|properly|correctly)",
+    ),
+    _rule(
+        "exfiltration",
+        0.6,
+        "send post transmit upload forward exfiltrate leak",
+        r"(?:send|post|transmit|upload|forward|exfiltrate|leak) (?:[\w'-]+ ){0,5}?(?:to|at) "
+        r"(?:https?://|the (?:url|endpoint|server|webhook|address|email))",
+    ),
+    _rule(
+        "exfiltration",
+        0.8,
+        "javascript",
+        r"\]\(\s*javascript:",
+    ),
+    _rule(
+        "exfiltration",
+        0.5,
+        "replace substitute fill",
+        r"(?:replace|substitute|fill in) ['\"]?(?:\[\w+\]|\{\w+\}|<\w+>)['\"]? with",
+    ),
+    _rule(
+        "exfiltration",
+        0.45,
+        "concatenate join combine",
+        r"(?:concatenate|join|combine) (?:these |the following )?(?:strings|parts|pieces|"
+        r"fragments)\b",
+    ),
+    # -- tool abuse: payloads meant to be executed ---------------------------------------------
+    _rule(
+        "tool_abuse",
+        0.7,
+        "or and drop delete truncate union shutdown exec update insert",
+        r"'\s*(?:or|and)\s*'?\w+'?\s*=\s*'?\w+|;\s*(?:drop|delete|truncate|shutdown|exec|"
+        r"update|insert)\b|union\s+(?:all\s+)?select|\bdrop (?:table|database|schema)\b",
+        literals="= ; union drop",  # each alternative needs one: most text has none
+    ),
+    _rule(
+        "tool_abuse",
+        0.8,
+        "class mro subclasses globals builtins import popen subprocess system eval exec",
+        r"\{\{.{0,200}?(?:__class__|__mro__|__subclasses__|__globals__|__builtins__|__import__|"
+        r"popen|subprocess|os\.system|eval\(|exec\(|import )",
+    ),
+    _rule(
+        "tool_abuse",
+        0.6,
+        "rm mkfifo bin sh nc bash curl wget",
+        r"rm -rf /|mkfifo|/bin/(?:ba)?sh -i|\bnc (?:-e|\S+ \d+)|bash -i|(?:curl|wget) [^|\n]{1,200}"
+        r"\|\s*(?:ba)?sh",
+    ),
+    _rule(
+        "tool_abuse",
+        0.4,
+        "run execute",
+        r"(?:run|execute) (?:the following|this) (?:sql |shell |bash |python )?(?:query|command|"
+        r"code|script) (?:exactly|verbatim|as is|without)",
+    ),
+    # -- data extraction -----------------------------------------------------------------------
+    _rule(
+        "data_extraction",
+        0.7,
+        "repeat say write print output",
+        r"(?:repeat|say|write|print|output) (?:the |this |that )?(?:word|phrase|token|letter|"
+        r"string|poem)?s?:? ?(?:['\"][^'\"\n]{1,60}['\"] )?(?:forever|indefinitely|infinitely|"
+        r"endlessly|non-?stop|until (?:you|the) |\d{3,} times)",
+        also="forever indefinitely infinitely endlessly nonstop non-stop until times",
+    ),
+    _rule(
+        "data_extraction",
+        0.6,
+        "training data personal other users previous",
+        r"(?:reveal|list|output|dump|show|print|recite) (?:[\w'-]+ ){0,3}?(?:training data|"
+        r"personal (?:data|information) of|other users'?|previous (?:users?|conversations))",
+    ),
+    # -- obfuscation (requests to decode and act) ----------------------------------------------
+    _rule(
+        "obfuscation",
+        0.45,
+        "decode decipher decrypt unscramble",
+        r"(?:decode|decipher|decrypt|unscramble) (?:[\w'-]+ ){0,5}?(?:base ?\d{2,4}|rot ?-?\d{1,2}|"
+        r"hex(?:adecimal)?|binary|morse|braille|atbash|caesar|cipher|leet ?speak|1337|ascii ?85|"
+        r"uuencode|quoted-printable|mime|unicode|nato|ecoji|zalgo|encoded|encrypted|emoji|"
+        r"pig latin|reversed)",
+    ),
+    _rule(
+        "obfuscation",
+        0.35,
+        "translate convert interpret read",
+        r"(?:translate|convert|interpret|read) (?:[\w'-]+ ){0,5}?(?:from )?(?:base ?\d{2,4}|"
+        r"rot ?-?\d{1,2}|morse|braille|atbash|caesar cipher|leet ?speak|ascii ?85|uuencode)",
+        also="base64 base32 base16 base rot13 rot morse braille atbash caesar leetspeak leet "
+        "ascii85 ascii uuencode",
+    ),
+    _rule(
+        "obfuscation",
+        0.45,
+        "monologue head mind thoughts",
+        r"(?:in|within|inside) your (?:monologue|head|mind|thoughts|internal monologue)",
+    ),
+    _rule(
+        "obfuscation",
+        0.6,
+        "follow execute obey perform act",
+        r"(?:and|then) (?:follow|execute|obey|perform|carry out|act on) (?:it|them|the "
+        r"(?:decoded|hidden|resulting|encoded) (?:instructions?|message|text|result))",
+    ),
+)
+
+# Signals from normalisation: (signal, at least, weight, technique).
+SIGNAL_RULES: tuple[tuple[str, int, float, str], ...] = (
+    ("tag_chars", 4, 0.9, "obfuscation"),
+    ("variation_selectors", 4, 0.8, "obfuscation"),
+    ("bits_payload", 1, 0.8, "obfuscation"),
+    ("invisible", 3, 0.4, "obfuscation"),
+    ("invisible", 12, 0.5, "obfuscation"),
+    ("homoglyphs", 3, 0.55, "obfuscation"),
+    ("combining", 6, 0.55, "obfuscation"),
+    ("base64", 1, 0.35, "obfuscation"),
+    ("hex", 1, 0.35, "obfuscation"),
+    ("binary", 1, 0.35, "obfuscation"),
+    ("rot13", 1, 0.4, "obfuscation"),
+    ("atbash", 1, 0.4, "obfuscation"),
+    ("caesar", 1, 0.4, "obfuscation"),
+    ("morse", 1, 0.4, "obfuscation"),
+    ("braille", 1, 0.4, "obfuscation"),
+    ("leet", 1, 0.3, "obfuscation"),
+    ("percent", 1, 0.2, "obfuscation"),
+    ("markup", 3, 0.3, "obfuscation"),
+)
