@@ -192,6 +192,21 @@ MODERATION_CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence"
 _FLAG = re.compile(r"\[flag:([a-z/-]{1,40})\]")
 
 
+def _moderation_texts(raw: Any) -> list[str]:
+    """A moderation input's texts: a string, a list of strings, or a list of parts (whose
+    text parts are read; images count as an empty text)."""
+    items = raw if isinstance(raw, list) else [raw]
+    texts = []
+    for item in items:
+        text = item.get("text") if isinstance(item, dict) and item.get("type") == "text" else item
+        texts.append(text if isinstance(text, str) else "")
+    return texts
+
+
+def _moderation_tokens(body: dict[str, Any]) -> int:
+    return sum(max(1, len(text) // 4) for text in _moderation_texts(body.get("input")))
+
+
 def _embedding_inputs(raw: Any) -> list[Any]:
     # OpenAI accepts a string, a list of strings, one token array, or a list of token arrays.
     if isinstance(raw, str) or (isinstance(raw, list) and raw and isinstance(raw[0], int)):
@@ -730,12 +745,11 @@ class Simulator:
     async def _moderations(self, request: web.Request) -> web.StreamResponse:
         """Flags an input that names a category as ``[flag:CATEGORY]`` (a deterministic hook for
         tests and demos); everything else is clean."""
-        call = await self._begin(request, ("input",), _embedding_tokens)
+        call = await self._begin(request, ("input",), _moderation_tokens)
         if not isinstance(call, _Call):
             return call
         results = []
-        for item in _embedding_inputs(call.body.get("input")):
-            text = item if isinstance(item, str) else ""
+        for text in _moderation_texts(call.body.get("input")):
             named = set(_FLAG.findall(text))
             categories = {name: name in named for name in sorted({*MODERATION_CATEGORIES, *named})}
             scores = {name: 0.97 if flagged else 0.0001 for name, flagged in categories.items()}
