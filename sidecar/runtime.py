@@ -81,6 +81,7 @@ class Runtime:
             breakers,
             ttl_s=settings.health.probe_ttl_s,
             timeout_s=settings.health.probe_timeout_s,
+            live=telemetry.stats,
         )
         backends = parts.backends or await open_backends(settings)
         usage_log = UsageLog(backends.usage, _journal_path(settings.database_url))

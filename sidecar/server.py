@@ -79,7 +79,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: the upstream (a cached probe and the circuits) and every backend."""
-    services = await request.app[RUNTIME].health()
+    rt = request.app[RUNTIME]
+    services = await rt.health()
     # 503 only when the sidecar cannot serve at all; a backend down degrades it (fallbacks).
     if services["upstream"]["status"] == "unhealthy":
         status = "unhealthy"
@@ -87,8 +88,25 @@ async def readyz(request: web.Request) -> web.Response:
         status = "healthy"
     else:
         status = "degraded"
-    body = {"status": status, "services": services, "timestamp": datetime.now(UTC).isoformat()}
+    summary = build_report(rt.telemetry, rt.settings)["summary"]
+    body = {
+        "status": status,
+        "services": services,
+        "timestamp": datetime.now(UTC).isoformat(),
+        # The live figures beside the health (the report's window; no costs: not an admin page).
+        "metrics": {key: summary[key] for key in _READY_METRICS},
+    }
     return web.json_response(body, status=503 if status == "unhealthy" else 200, dumps=_dumps)
+
+
+_READY_METRICS = (
+    "total_operations",
+    "average_latency_ms",
+    "error_rate",
+    "cache_hit_rate",
+    "slow_operations",
+    "window_s",
+)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -198,8 +198,8 @@ class Telemetry:
         self.event(
             n.EVENT_FALLBACK,
             {
-                "sidecar.fallback.from": source,
-                "sidecar.fallback.to": target,
+                n.LABEL_FALLBACK_FROM: source,
+                n.LABEL_FALLBACK_TO: target,
                 n.ERROR_TYPE: error_code,
             },
         )
@@ -208,8 +208,8 @@ class Telemetry:
             1,
             {
                 n.LABEL_OPERATION: ex.operation,
-                "sidecar.fallback.from": self.models.fold(source),
-                "sidecar.fallback.to": self.models.fold(target),
+                n.LABEL_FALLBACK_FROM: self.models.fold(source),
+                n.LABEL_FALLBACK_TO: self.models.fold(target),
             },
         )
 
