@@ -8,6 +8,7 @@ import errno
 import gc
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Coroutine, Mapping, Sequence
@@ -27,6 +28,12 @@ from sidecar.backends.redis import connect, ping, redacted
 from sidecar.backends.usage import PostgresUsage, sqlite_path
 from sidecar.config import Admin, ConfigError, Provider, Settings, load_settings
 from sidecar.demo import run_demo
+from sidecar.jobs import JobWorkers
+from sidecar.pipeline import build_pipeline
+from sidecar.runtime import Runtime
+from sidecar.security.injection import InjectionDetector
+from sidecar.security.redact_cli import redact_file
+from sidecar.security.scan import scan_file
 from sidecar.server import create_app
 from sidecar.simulator import Faults, SimulatorConfig, run_simulator
 from sidecar.telemetry.render import parse_report, print_report, print_usage
@@ -107,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log", action="store_true", help="log every request (aiohttp access log)"
     )
     serve.set_defaults(run=_serve)
+
+    worker = command("worker", "run only the async job workers (scale them separately)")
+    worker.add_argument("--config", help=config_help + "; needs redis_url")
+    worker.set_defaults(run=_worker)
+
+    scan = command("scan", "run the prompt-attack checks over a JSONL file of {id, text} lines")
+    scan.add_argument("file", help="JSONL input; one result line per input on stdout")
+    scan.add_argument(
+        "--threshold", type=float, help="score at which a text is flagged (default 0.5)"
+    )
+    scan.set_defaults(run=_scan)
+
+    redact = command("redact", "redact secrets and personal data in a JSONL file of {id, text}")
+    redact.add_argument("file", help="JSONL input; one redacted line per input on stdout")
+    redact.set_defaults(run=_redact)
 
     demo = command("demo", "run a self-contained demo against a simulated upstream")
     demo.add_argument("--requests", type=int, default=2000, help="workload size")
@@ -195,9 +217,74 @@ async def serve(settings: Settings, host: str, port: int, *, access_log: bool = 
         gc.freeze()
         # Said only now that the socket is bound: a taken port never reads as "listening".
         log.info("llm-sidecar listening on http://%s:%d/v1", host, port)
-        await asyncio.Event().wait()
+        # SIGTERM (docker stop, Kubernetes) stops like Ctrl-C: requests in flight finish, work
+        # after the reply drains, usage records are committed, then the process exits.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("llm-sidecar: stopping")
     finally:
         await runner.cleanup()
+    return 0
+
+
+# --- scan and redact -----------------------------------------------------------------------------
+
+
+def _scan(args: argparse.Namespace) -> int:
+    """0: every line scanned; 1: some lines were not (each named on stderr); 2: no file."""
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        print("llm-sidecar: --threshold must be between 0 and 1.", file=sys.stderr)
+        return 2
+    try:
+        bad = scan_file(args.file, sys.stdout, InjectionDetector.load(args.threshold))
+    except OSError as exc:
+        print(f"llm-sidecar: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    return 1 if bad else 0
+
+
+def _redact(args: argparse.Namespace) -> int:
+    """0: every line redacted; 1: some lines were not (each named on stderr); 2: no file."""
+    return redact_file(args.file, sys.stdout)
+
+
+# --- worker --------------------------------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if settings.redis_url is None:
+        print(
+            "llm-sidecar: `worker` runs the jobs of a Redis queue; set redis_url (or REDIS_URL). "
+            "Without Redis, jobs run inside `llm-sidecar serve`.",
+            file=sys.stderr,
+        )
+        return 2
+    return run_async(work(settings))
+
+
+async def work(settings: Settings) -> int:
+    """Run the job workers until SIGTERM or SIGINT; then let running jobs finish (up to
+    ``jobs.drain_s``) and close. A job abandoned past that is taken over by another worker."""
+    log = logging.getLogger("sidecar")
+    rt = await Runtime.open(settings)
+    try:
+        workers = JobWorkers(settings, rt.backends.jobs, build_pipeline(rt).handle)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await workers.start()
+        log.info("llm-sidecar worker: %s", workers.describe())
+        await stop.wait()
+        log.info("llm-sidecar worker: stopping (running jobs get %gs)", settings.jobs.drain_s)
+        await workers.stop()
+    finally:
+        await rt.close()
+    log.info("llm-sidecar worker: stopped")
     return 0
 
 
@@ -223,6 +310,12 @@ def startup_lines(settings: Settings, env: Mapping[str, str] | None = None) -> l
     else:
         lines.append("backends: in-process (this instance only; set redis_url to share them)")
     lines.append(f"usage database: {redacted(settings.database_url)}")
+    if not settings.jobs.workers:
+        lines.append(
+            "job workers: off here (jobs.workers: false); `llm-sidecar worker` runs them"
+            if settings.redis_url
+            else "job workers: off (jobs.workers: false) and no redis_url: submitted jobs never run"
+        )
     return lines
 
 

@@ -127,6 +127,19 @@ SEED_OPERATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def over_seed(value: object, seed: dict[str, dict[str, Any]]) -> object:
+    """A config section of named entries laid over the shipped seed, key by key within each."""
+    if not isinstance(value, dict):
+        return value
+    merged: dict[str, Any] = {name: dict(entry) for name, entry in seed.items()}
+    for name, overrides in value.items():
+        if isinstance(overrides, dict):
+            merged[name] = {**merged.get(name, {}), **overrides}
+        else:
+            merged[name] = overrides
+    return merged
+
+
 class Budgets(_Strict):
     monthly_usd: Decimal = Field(Decimal(50), ge=0)
     notify_at: float = Field(0.8, gt=0, le=1)
@@ -228,6 +241,39 @@ class BackendSettings(_Strict):
     drain_s: float = Field(5, ge=0)  # at shutdown, how long that work may take to finish
 
 
+class JobQueueSettings(_Strict):
+    attempts: int = Field(1, ge=1, le=50)  # tries per job, the first included
+    backoff_ms: int = Field(2000, ge=0)  # exponential: this long before the 2nd try, 2x, 4x, ...
+    concurrency: int = Field(4, ge=1, le=1000)  # jobs of this queue one worker process runs at once
+
+
+# The queue of each priority as every install starts with it; a config file overrides key by key.
+SEED_JOB_QUEUES: dict[str, dict[str, Any]] = {
+    "high": {"attempts": 3, "concurrency": 8},
+    "normal": {"attempts": 2, "concurrency": 4},
+    "batch": {"attempts": 1, "concurrency": 2},
+}
+
+
+class Jobs(_Strict):
+    """Async jobs (``POST /sidecar/jobs``): BullMQ queues in Redis, or in process without it."""
+
+    workers: bool = True  # run the workers inside `serve` (false: only `llm-sidecar worker`)
+    prefix: str = Field("bull", min_length=1)  # BullMQ's key prefix: Node producers use the same
+    keep_completed_s: int = Field(86400, gt=0)  # a completed job's result is kept this long
+    queues: dict[Priority, JobQueueSettings] = Field(default_factory=dict, validate_default=True)
+    # A worker that dies (kill -9) leaves its jobs active: another worker takes them back once
+    # their lock, renewed every lock_ms / 2 while the job runs, has expired; it looks this often.
+    lock_ms: int = Field(30000, ge=100)
+    stalled_interval_ms: int = Field(30000, ge=100)
+    drain_s: float = Field(30, ge=0)  # at shutdown, how long running jobs may take to finish
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _merge_seed(cls, value: object) -> object:
+        return over_seed(value, SEED_JOB_QUEUES)
+
+
 class HealthSettings(_Strict):
     probe_ttl_s: float = Field(10, ge=0)  # /readyz reuses an upstream probe this long
     probe_timeout_s: float = Field(2, gt=0)  # a probe slower than this counts as unreachable
@@ -257,19 +303,12 @@ class Settings(_Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
+    jobs: Jobs = Field(default_factory=Jobs)
 
     @field_validator("operations", mode="before")
     @classmethod
     def _merge_seed(cls, value: object) -> object:
-        if not isinstance(value, dict):
-            return value
-        merged = {name: dict(seed) for name, seed in SEED_OPERATIONS.items()}
-        for name, overrides in value.items():
-            if isinstance(overrides, dict):
-                merged[name] = {**merged.get(name, {}), **overrides}
-            else:
-                merged[name] = overrides
-        return merged
+        return over_seed(value, SEED_OPERATIONS)
 
     @model_validator(mode="after")
     def _routes_name_providers(self) -> Settings:

@@ -20,6 +20,7 @@ from sidecar.config import Settings
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.inbound import request_id_for, shown, upstream_path
+from sidecar.jobs import JobService, JobWorkers
 from sidecar.pipeline import Pipeline, build_pipeline
 from sidecar.pipeline.body import BodyLimit, BodyUnreadable
 from sidecar.pipeline.identity import is_valid_model
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+JOBS = web.AppKey("jobs", JobService)
 
 
 def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Application:
@@ -52,6 +54,7 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
         },
     )
     app.cleanup_ctx.append(functools.partial(_runtime, settings=settings, overrides=overrides))
+    app.cleanup_ctx.append(_jobs)  # after the runtime: the workers stop before it closes
     app.router.add_route("*", "/v1/{tail:.*}", proxy)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -60,6 +63,9 @@ def create_app(settings: Settings, overrides: Overrides | None = None) -> web.Ap
     app.router.add_get("/sidecar/ratelimit/{user}", ratelimit_status)
     app.router.add_delete("/sidecar/cache", cache_invalidate)
     app.router.add_get("/sidecar/usage", usage)
+    app.router.add_post("/sidecar/jobs", job_submit)
+    app.router.add_get("/sidecar/jobs/{job_id}", job_status)
+    app.router.add_get("/sidecar/queues", queues)
     return app
 
 
@@ -71,6 +77,21 @@ async def _runtime(
     app[PIPELINE] = build_pipeline(rt)
     yield
     await rt.close()
+
+
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    """The job API, and the job workers when this process runs them (``jobs.workers``)."""
+    rt = app[RUNTIME]
+    app[JOBS] = JobService(rt.settings, rt.backends.jobs)
+    if not rt.settings.jobs.workers:
+        yield
+        return
+    workers = JobWorkers(rt.settings, rt.backends.jobs, app[PIPELINE].handle)
+    await workers.start()
+    try:
+        yield
+    finally:
+        await workers.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -184,6 +205,46 @@ async def usage(request: web.Request) -> web.StreamResponse:
     costs = request.app[PIPELINE].costs
     report = await build_usage(costs, user, period, datetime.now(UTC))
     return web.json_response(report, dumps=_dumps)
+
+
+async def job_submit(request: web.Request) -> web.StreamResponse:
+    """Enqueue ``{path, body, priority, scheduled_for?, user?}``: 202 with the job's id."""
+    try:
+        payload = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise SidecarError(
+            ErrorCode.INVALID_INPUT,
+            f"POST /sidecar/jobs needs a JSON object: {exc}.",
+            reason="malformed_json",
+        ) from None
+    user = request.headers.get("X-Sidecar-User") or None
+    job_id, state = await request.app[JOBS].submit(payload, user=user)
+    return web.json_response(
+        {"id": job_id, "status": state},
+        status=202,
+        headers={"Location": f"/sidecar/jobs/{job_id}"},
+    )
+
+
+async def job_status(request: web.Request) -> web.StreamResponse:
+    """``{id, status, attempts, result?, error?}``; 404 in the envelope for an unknown id."""
+    job_id = request.match_info["job_id"]
+    shown_job = await request.app[JOBS].status(job_id)
+    if shown_job is None:
+        unknown = SidecarError(
+            ErrorCode.INVALID_INPUT,
+            f"No job {shown(job_id)!r}: unknown, or completed longer ago than "
+            "jobs.keep_completed_s.",
+            reason="unknown_job",
+        )
+        return _error_response(request, unknown, 404)
+    return web.json_response(shown_job, dumps=_dumps)
+
+
+@admin_only
+async def queues(request: web.Request) -> web.StreamResponse:
+    """Jobs per state of every queue: ``{queue: {waiting, active, completed, failed, delayed}}``."""
+    return web.json_response(await request.app[JOBS].counts())
 
 
 def _dumps(obj: object) -> str:

@@ -133,4 +133,9 @@ def shared_state(request: pytest.FixtureRequest, key_prefix: str) -> dict[str, A
     """Sidecar settings for each backend: in process, or Redis under this test's key prefix."""
     if request.param == "memory":
         return {}
-    return {"redis_url": REDIS_URL, "backends": {"redis_prefix": key_prefix}}
+    prefix = key_prefix.rstrip(":")  # BullMQ adds its own ':'
+    return {
+        "redis_url": REDIS_URL,
+        "backends": {"redis_prefix": key_prefix},
+        "jobs": {"prefix": prefix},
+    }

@@ -18,7 +18,7 @@ cannot be reached at start is logged and reported, never fatal: it reconnects on
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -209,17 +209,58 @@ JOB_STATES: tuple[JobState, ...] = ("waiting", "active", "completed", "failed", 
 
 @dataclass(slots=True)
 class JobInfo:
+    """A job as its queue holds it. ``id`` names the queue too (``ai-normal:j5f0c...``)."""
+
     id: str
     queue: str
     name: str
     data: dict[str, Any]
     state: JobState
-    attempts: int = 0
+    attempts: int = 0  # attempts made: each completion, failure or retry counts one
+    max_attempts: int = 1
     result: Any = None
     error: str | None = None
 
 
+class JobFailed(Exception):
+    """A job's attempt failed. The job is retried after its backoff while it has attempts left,
+    unless ``final``: then nothing a retry could change would help (bad input, no quota) and it
+    fails now, its remaining attempts unused (BullMQ's ``UnrecoverableError``)."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+class JobDeferred(Exception):
+    """Not now: run the job again after ``delay_s`` without counting an attempt (the sidecar's
+    own rate limit said when there is room)."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(f"deferred {delay_s:.3f}s")
+        self.delay_s = delay_s
+
+
+class JobQueueUnavailable(Exception):
+    """The queue cannot take or show jobs now (Redis unreachable, in-process queue full)."""
+
+
+# What a worker runs for each job: its result (kept as the job's), or JobFailed / JobDeferred.
+Process = Callable[[JobInfo], Awaitable[Any]]
+
+
+class Consumer(Protocol):
+    async def close(self, timeout_s: float) -> None:
+        """Stop taking jobs, give the running ones ``timeout_s`` to finish, then abandon them: a
+        durable queue hands an abandoned job to another worker once its lock expires."""
+        ...
+
+
 class JobQueue(Protocol):
+    """Named queues of jobs with BullMQ's semantics: attempts, exponential backoff between them,
+    delays, priorities (1 first; 0, the default, before any), completed jobs kept for a while
+    and failed ones kept."""
+
     async def add(
         self,
         queue: str,
@@ -229,12 +270,23 @@ class JobQueue(Protocol):
         priority: int = 0,
         delay_ms: int = 0,
         attempts: int = 1,
+        backoff_ms: int = 0,  # before retry n (1, 2, ...): backoff_ms * 2^(n-1)
     ) -> str:
-        """Enqueue a job; its id."""
+        """Enqueue a job; its id. Raises JobQueueUnavailable."""
         ...
 
-    async def get(self, job_id: str) -> JobInfo | None: ...
-    async def counts(self) -> dict[str, dict[JobState, int]]: ...
+    async def get(self, job_id: str) -> JobInfo | None:
+        """The job, or None when there is none by that id. Raises JobQueueUnavailable."""
+        ...
+
+    async def counts(self, queues: Sequence[str]) -> dict[str, dict[JobState, int]]:
+        """Jobs per state of each named queue, every state present."""
+        ...
+
+    async def consume(self, queue: str, process: Process, *, concurrency: int) -> Consumer:
+        """Run ``process`` on the jobs of ``queue``, up to ``concurrency`` at once."""
+        ...
+
     async def health(self) -> Health: ...
     async def close(self) -> None: ...
 

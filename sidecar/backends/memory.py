@@ -6,15 +6,36 @@ clients (users, models) are forgotten when idle, and the cache evicts by size.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
 import itertools
+import logging
 import math
+import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sidecar.backends import Admission, Health, JobInfo, JobState, Limit, Tally, Window
+from sidecar.backends import (
+    JOB_STATES,
+    Admission,
+    Consumer,
+    Health,
+    JobDeferred,
+    JobFailed,
+    JobInfo,
+    JobQueueUnavailable,
+    JobState,
+    Limit,
+    Process,
+    Tally,
+    Window,
+)
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
@@ -213,13 +234,40 @@ class MemoryCache:
         pass
 
 
-class MemoryJobs:
-    """Jobs in a dict, for one instance; lost on restart (use Redis for durable jobs)."""
+@dataclass(slots=True)
+class _Job:
+    info: JobInfo
+    priority: int
+    backoff_ms: int
+    due: float  # clock time from which it may run (delayed until then)
+    finished: float = 0.0
 
-    def __init__(self, *, max_jobs: int = 10_000) -> None:
+
+class MemoryJobs:
+    """Jobs in process with BullMQ's semantics (attempts, exponential backoff, delays,
+    priorities, completed results kept ``keep_completed_s``, failed jobs kept), for one instance.
+
+    Not durable: a restart loses every job, waiting or running (use Redis for durable jobs).
+    At most ``max_jobs`` are held: the oldest finished ones make room, and when every job held
+    is still to run, ``add`` refuses.
+    """
+
+    def __init__(
+        self,
+        *,
+        keep_completed_s: float = 86400,
+        max_jobs: int = 10_000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.keep_completed_s = keep_completed_s
         self.max_jobs = max_jobs
-        self._jobs: OrderedDict[str, JobInfo] = OrderedDict()
-        self._ids = itertools.count(1)
+        self.clock = clock
+        self._jobs: OrderedDict[str, _Job] = OrderedDict()
+        self._ready: dict[str, list[tuple[int, int, str]]] = {}  # queue: heap (priority, seq, id)
+        self._delayed: list[tuple[float, int, str]] = []  # heap of (due, seq, id), every queue
+        self._completed: deque[tuple[float, str]] = deque()  # (finished, id), oldest first
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._seq = itertools.count()
 
     async def add(
         self,
@@ -230,31 +278,177 @@ class MemoryJobs:
         priority: int = 0,
         delay_ms: int = 0,
         attempts: int = 1,
+        backoff_ms: int = 0,
     ) -> str:
-        job_id = str(next(self._ids))
-        state: JobState = "delayed" if delay_ms > 0 else "waiting"
-        self._jobs[job_id] = JobInfo(job_id, queue, name, data, state)
-        if len(self._jobs) > self.max_jobs:
-            self._forget_finished()
+        self._expire(self.clock())
+        if len(self._jobs) >= self.max_jobs:
+            self._make_room()
+        if len(self._jobs) >= self.max_jobs:
+            raise JobQueueUnavailable(
+                f"the in-process job queue holds {self.max_jobs} jobs still to run; "
+                "try again later (or set redis_url for a larger, durable queue)"
+            )
+        job_id = f"{queue}:j{os.urandom(16).hex()}"
+        info = JobInfo(job_id, queue, name, data, "waiting", max_attempts=attempts)
+        job = _Job(info, priority, backoff_ms, self.clock() + delay_ms / 1000)
+        self._jobs[job_id] = job
+        self._schedule(job)
         return job_id
 
     async def get(self, job_id: str) -> JobInfo | None:
-        return self._jobs.get(job_id)
+        now = self.clock()
+        self._promote(now)
+        self._expire(now)
+        job = self._jobs.get(job_id)
+        return None if job is None else replace(job.info, data=dict(job.info.data))
 
-    async def counts(self) -> dict[str, dict[JobState, int]]:
-        counts: dict[str, dict[JobState, int]] = {}
+    async def counts(self, queues: Sequence[str]) -> dict[str, dict[JobState, int]]:
+        now = self.clock()
+        self._promote(now)
+        self._expire(now)
+        counts = {queue: dict.fromkeys(JOB_STATES, 0) for queue in queues}
         for job in self._jobs.values():
-            per_queue = counts.setdefault(job.queue, {})
-            per_queue[job.state] = per_queue.get(job.state, 0) + 1
+            if (per_queue := counts.get(job.info.queue)) is not None:
+                per_queue[job.info.state] += 1
         return counts
 
-    def _forget_finished(self) -> None:
-        finished = [k for k, job in self._jobs.items() if job.state in ("completed", "failed")]
-        for key in finished[: len(self._jobs) - self.max_jobs] or [next(iter(self._jobs))]:
-            del self._jobs[key]
+    async def consume(self, queue: str, process: Process, *, concurrency: int) -> Consumer:
+        return _MemoryConsumer(self, queue, process, concurrency)
+
+    # --- moving jobs between states ------------------------------------------------------------
+
+    def _schedule(self, job: _Job) -> None:
+        """Into the delayed heap or the queue's ready heap, by its due time; wakes a worker."""
+        if job.due > self.clock():
+            job.info.state = "delayed"
+            heapq.heappush(self._delayed, (job.due, next(self._seq), job.info.id))
+        else:
+            job.info.state = "waiting"
+            ready = self._ready.setdefault(job.info.queue, [])
+            heapq.heappush(ready, (job.priority, next(self._seq), job.info.id))
+        self._wakeup(job.info.queue).set()
+
+    def _promote(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, job_id = heapq.heappop(self._delayed)
+            job = self._jobs.get(job_id)
+            if job is not None and job.info.state == "delayed":
+                self._schedule(job)
+
+    def _take(self, queue: str) -> _Job | None:
+        """The next job of ``queue`` to run, now active; None when none is due."""
+        self._promote(self.clock())
+        ready = self._ready.get(queue)
+        while ready:
+            _, _, job_id = heapq.heappop(ready)
+            job = self._jobs.get(job_id)
+            if job is not None and job.info.state == "waiting":
+                job.info.state = "active"
+                return job
+        return None
+
+    def _until_due_s(self) -> float | None:
+        """Seconds until the next delayed job is due (None: no delayed job)."""
+        if not self._delayed:
+            return None
+        return max(0.0, self._delayed[0][0] - self.clock())
+
+    def _wakeup(self, queue: str) -> asyncio.Event:
+        event = self._wakeups.get(queue)
+        if event is None:
+            event = self._wakeups[queue] = asyncio.Event()
+        return event
+
+    def _completed_with(self, job: _Job, result: Any) -> None:
+        job.info.attempts += 1
+        job.info.state = "completed"
+        job.info.result = result
+        job.info.error = None
+        job.finished = self.clock()
+        self._completed.append((job.finished, job.info.id))
+
+    def _failed_with(self, job: _Job, failure: JobFailed) -> None:
+        """Retried after its backoff while attempts are left, unless the failure is final."""
+        info = job.info
+        info.attempts += 1
+        info.error = str(failure)
+        if failure.final or info.attempts >= info.max_attempts:
+            info.state = "failed"
+            job.finished = self.clock()
+            return
+        job.due = self.clock() + job.backoff_ms * 2 ** (info.attempts - 1) / 1000
+        self._schedule(job)
+
+    def _deferred(self, job: _Job, delay_s: float) -> None:
+        job.due = self.clock() + delay_s
+        self._schedule(job)
+
+    def _expire(self, now: float) -> None:
+        """Drop completed jobs kept long enough."""
+        horizon = now - self.keep_completed_s
+        while self._completed and self._completed[0][0] <= horizon:
+            _, job_id = self._completed.popleft()
+            job = self._jobs.get(job_id)
+            if job is not None and job.info.state == "completed":
+                del self._jobs[job_id]
+
+    def _make_room(self) -> None:
+        """Drop the oldest finished jobs (a tenth of the bound, so this scan is rare)."""
+        finished = [k for k, job in self._jobs.items() if job.info.state in ("completed", "failed")]
+        for job_id in finished[: max(1, self.max_jobs // 10)]:
+            del self._jobs[job_id]
 
     async def health(self) -> Health:
-        return HEALTHY
+        return Health(
+            "healthy",
+            "in-process: jobs are not durable (lost on restart); set redis_url for durable jobs",
+        )
 
     async def close(self) -> None:
         pass
+
+
+class _MemoryConsumer:
+    """``concurrency`` tasks taking jobs of one queue as they become due."""
+
+    def __init__(self, jobs: MemoryJobs, queue: str, process: Process, concurrency: int) -> None:
+        self.jobs = jobs
+        self.queue = queue
+        self.process = process
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(concurrency)]
+
+    async def _work(self) -> None:
+        wakeup = self.jobs._wakeup(self.queue)
+        while not self._stopping:
+            wakeup.clear()  # before looking, so an add that comes after is not missed
+            job = self.jobs._take(self.queue)
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), self.jobs._until_due_s())
+                continue
+            await self._run(job)
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            result = await self.process(replace(job.info, data=dict(job.info.data)))
+        except JobFailed as failure:
+            self.jobs._failed_with(job, failure)
+        except JobDeferred as deferral:
+            self.jobs._deferred(job, deferral.delay_s)
+        except asyncio.CancelledError:
+            self.jobs._deferred(job, 0.0)  # abandoned at shutdown: it has not run
+            raise
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", job.info.id)
+            self.jobs._failed_with(job, JobFailed(f"{type(exc).__name__}: {exc}"))
+        else:
+            self.jobs._completed_with(job, result)
+
+    async def close(self, timeout_s: float) -> None:
+        self._stopping = True
+        self.jobs._wakeup(self.queue).set()
+        _, running = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

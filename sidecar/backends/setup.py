@@ -35,7 +35,8 @@ async def open_backends(settings: Settings) -> Backends:
     usage = await open_usage_store(settings.database_url)
     if settings.redis_url is None:
         cache = MemoryCache(max_bytes=settings.backends.cache_max_bytes)
-        return Backends(MemoryCounters(), cache, usage, MemoryJobs())
+        jobs = MemoryJobs(keep_completed_s=settings.jobs.keep_completed_s)
+        return Backends(MemoryCounters(), cache, usage, jobs)
 
     url = settings.redis_url
     timeout_s = settings.backends.redis_timeout_ms / 1000
@@ -53,7 +54,14 @@ async def open_backends(settings: Settings) -> Backends:
         ),
         RedisCache(client, url, hot),
         usage,
-        RedisJobs(url),  # BullMQ's own "bull" prefix, so Node apps see the same queues
+        # BullMQ's own keys ("bull" prefix by default), so Node apps see the same queues.
+        RedisJobs(
+            url,
+            prefix=settings.jobs.prefix,
+            keep_completed_s=settings.jobs.keep_completed_s,
+            lock_ms=settings.jobs.lock_ms,
+            stalled_interval_ms=settings.jobs.stalled_interval_ms,
+        ),
     )
     backends.closers.append(client.aclose)
     return backends

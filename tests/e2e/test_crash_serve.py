@@ -94,6 +94,7 @@ async def test_no_record_of_a_received_answer_is_lost_to_kill_9(
     finally:
         restarted.send_signal(signal.SIGTERM)
         await asyncio.wait_for(restarted.wait(), 30)
+    assert restarted.returncode == 0  # SIGTERM is a graceful stop (drain, commit), not a kill
     recorded = await asyncio.to_thread(recorded_ids, database)
     assert set(answered) - set(recorded) == set()  # records lost: 0
     assert len(recorded) == len(set(recorded))  # and none stored twice
