@@ -38,6 +38,7 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.backends import (
+    JOB_QUEUES,
     Consumer,
     JobDeferred,
     JobFailed,
@@ -55,11 +56,7 @@ from sidecar.pipeline.body import BodyLimit
 
 log = logging.getLogger(__name__)
 
-QUEUES: Final[dict[Priority, str]] = {
-    "high": "ai-high-priority",
-    "normal": "ai-normal",
-    "batch": "ai-batch",
-}
+QUEUES: Final[dict[Priority, str]] = JOB_QUEUES
 PRIORITY_OF: Final[dict[str, Priority]] = {queue: p for p, queue in QUEUES.items()}
 MAX_SCHEDULE_AHEAD: Final = timedelta(days=366)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sidecar.backends import Backends
+from sidecar.backends import JOB_QUEUES, Backends
 from sidecar.backends.setup import open_backends
 from sidecar.backends.usage import sqlite_path
 from sidecar.background import Background
@@ -113,7 +113,17 @@ class Runtime:
         if self.usage_log.spilled and services["database"]["status"] == "healthy":
             services["database"]["status"] = "degraded"
             services["database"]["message"] += "; usage records waiting in the local journal"
+        if services["queues"]["status"] != "unhealthy":
+            services["queues"]["backlog"] = await self._backlog()
         return services
+
+    async def _backlog(self) -> dict[str, int] | None:
+        """Jobs waiting (delayed included) per queue; None when the queue cannot say."""
+        try:
+            counts = await self.backends.jobs.counts(list(JOB_QUEUES.values()))
+        except Exception:  # the queue's health already says what is wrong
+            return None
+        return {name: states["waiting"] + states["delayed"] for name, states in counts.items()}
 
     async def close(self) -> None:
         """Finish work after the reply (bounded), then close backends, transport, telemetry."""

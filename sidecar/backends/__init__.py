@@ -205,6 +205,12 @@ class UsageStore(Protocol):
 
 JobState = Literal["waiting", "active", "completed", "failed", "delayed"]
 JOB_STATES: tuple[JobState, ...] = ("waiting", "active", "completed", "failed", "delayed")
+# The job queues by priority, named as BullMQ apps know them.
+JOB_QUEUES: dict[Literal["high", "normal", "batch"], str] = {
+    "high": "ai-high-priority",
+    "normal": "ai-normal",
+    "batch": "ai-batch",
+}
 
 
 @dataclass(slots=True)

@@ -122,3 +122,14 @@ async def test_an_unreachable_redis_makes_the_jobs_api_503_not_hang(
     assert (body["error"]["reason"], body["error"]["retry"]) == ("queue_unavailable", True)
     async with http.get(jobs.url("/readyz")) as response:
         assert (await response.json())["services"]["queues"]["status"] == "unhealthy"
+
+
+async def test_readiness_shows_each_queues_backlog(jobs: JobsClient) -> None:
+    """/readyz's queues entry counts the jobs waiting per queue, delayed ones included: two
+    batch jobs scheduled an hour ahead are a backlog of 2 on ai-batch and 0 elsewhere."""
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for _ in range(2):
+        await jobs.submit({**CHAT_JOB, "priority": "batch", "scheduled_for": later})
+    async with jobs.http.get(jobs.url("/readyz")) as response:
+        queues = (await response.json())["services"]["queues"]
+    assert queues["backlog"] == {"ai-high-priority": 0, "ai-normal": 0, "ai-batch": 2}
