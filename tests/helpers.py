@@ -44,6 +44,18 @@ class Sleeps:
         self.delays.append(delay)
 
 
+async def chat_status(server: TestServer, model: str = "gpt-4o-mini", **headers: str) -> int:
+    """One chat call through the real SDK; the HTTP status the app got."""
+    async with sdk(server) as client:
+        try:
+            await client.chat.completions.create(
+                model=model, messages=MESSAGES, extra_headers=headers
+            )
+        except openai.APIStatusError as err:
+            return err.status_code
+    return 200
+
+
 def sdk(server: TestServer) -> openai.AsyncOpenAI:
     """The real openai SDK pointed at a sidecar, with its own retries off."""
     return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0)

@@ -15,18 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
 from sidecar.simulator import Simulator
 from sidecar.upstream.probe import LIVE_MIN_CALLS
 from tests.helpers import (
-    APP_KEY,
-    MESSAGES,
     PG_ADMIN_URL,
     REDIS_URL,
     MakeSidecar,
+    chat_status,
     scratch_database,
 )
 
@@ -101,20 +99,6 @@ async def readiness(server: TestServer) -> tuple[int, dict[str, Any]]:
         return resp.status, await resp.json()
 
 
-async def chat(server: TestServer, model: str = "gpt-4o-mini", **headers: str) -> int:
-    """One chat call through the real SDK; the HTTP status the app got."""
-    async with openai.AsyncOpenAI(
-        base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0
-    ) as client:
-        try:
-            await client.chat.completions.create(
-                model=model, messages=MESSAGES, extra_headers=headers
-            )
-        except openai.APIStatusError as err:
-            return err.status_code
-    return 200
-
-
 async def test_redis_going_down_degrades_readiness_and_requests_go_on(
     upstream: TestServer, make_sidecar: MakeSidecar, switch_factory: list[Switch], key_prefix: str
 ) -> None:
@@ -140,7 +124,7 @@ async def test_redis_going_down_degrades_readiness_and_requests_go_on(
     for name in ("cache", "queues"):
         assert after["services"][name]["status"] != "healthy", after["services"][name]
     assert str(redis_port) in after["services"]["rate_limit"]["message"]
-    assert await chat(sidecar) == 200  # the proxy still serves
+    assert await chat_status(sidecar) == 200  # the proxy still serves
 
 
 async def test_database_going_down_degrades_readiness_and_requests_go_on(
@@ -170,7 +154,7 @@ async def test_database_going_down_degrades_readiness_and_requests_go_on(
         assert (status, after["status"]) == (200, "degraded")
         assert after["services"]["database"]["status"] != "healthy"
         assert after["services"]["upstream"]["status"] == "healthy"
-        assert await chat(sidecar, **{"X-Sidecar-User": "journal-check"}) == 200
+        assert await chat_status(sidecar, **{"X-Sidecar-User": "journal-check"}) == 200
     # The answered call's usage record is kept locally (its write-ahead segment or the
     # journal) until the database comes back.
     assert any('"user":"journal-check"' in text for text in local_records(tmp_path))
@@ -211,9 +195,9 @@ async def test_breakers_opened_by_live_traffic_show_and_503_only_when_all_are_op
     sidecar = await make_sidecar(
         str(upstream.make_url("/v1")), resilience={"breaker": breaker}, **ONE_MODEL, **NO_CACHE
     )
-    assert await chat(sidecar, "gpt-4o-mini") == 200  # a route the sidecar now knows, closed
+    assert await chat_status(sidecar, "gpt-4o-mini") == 200  # a route the sidecar now knows, closed
     for _ in range(2):
-        assert await chat(sidecar, "gpt-4o", **{"X-Mock-Outcome": "500"}) >= 500
+        assert await chat_status(sidecar, "gpt-4o", **{"X-Mock-Outcome": "500"}) >= 500
 
     status, body = await readiness(sidecar)
     assert (status, body["status"]) == (200, "degraded")
@@ -222,7 +206,7 @@ async def test_breakers_opened_by_live_traffic_show_and_503_only_when_all_are_op
     assert "circuit sim/gpt-4o open" in body["services"]["upstream"]["message"]
 
     for _ in range(2):
-        assert await chat(sidecar, "gpt-4o-mini", **{"X-Mock-Outcome": "500"}) >= 500
+        assert await chat_status(sidecar, "gpt-4o-mini", **{"X-Mock-Outcome": "500"}) >= 500
     status, body = await readiness(sidecar)
     assert (status, body["status"]) == (503, "unhealthy")
     assert "every known route has its circuit open" in body["services"]["upstream"]["message"]
@@ -260,13 +244,13 @@ async def test_live_calls_failing_across_routes_degrade_even_with_every_circuit_
     )
     models = ("gpt-4o", "gpt-4o-mini")
     for i in range(LIVE_MIN_CALLS):  # the client's mistakes: 400 from the provider
-        assert await chat(sidecar, models[i % 2], **{"X-Mock-Outcome": "400"}) == 400
+        assert await chat_status(sidecar, models[i % 2], **{"X-Mock-Outcome": "400"}) == 400
     status, body = await readiness(sidecar)
     assert (status, body["status"]) == (200, "healthy")
     assert body["services"]["upstream"]["live"]["calls"] == 0
 
     for i in range(LIVE_MIN_CALLS):
-        assert await chat(sidecar, models[i % 2], **{"X-Mock-Outcome": "503"}) >= 500
+        assert await chat_status(sidecar, models[i % 2], **{"X-Mock-Outcome": "503"}) >= 500
     status, body = await readiness(sidecar)
     assert (status, body["status"]) == (200, "degraded")
     live = body["services"]["upstream"]["live"]
@@ -283,7 +267,7 @@ async def test_a_provider_refusing_the_key_in_live_traffic_degrades_though_the_p
 ) -> None:
     """Live calls answered 401: the provider rests (and says so) while GET /models still works."""
     sidecar = await make_sidecar(str(upstream.make_url("/v1")), **ONE_MODEL, **NO_CACHE)
-    assert await chat(sidecar, **{"X-Mock-Outcome": "401"}) >= 400
+    assert await chat_status(sidecar, **{"X-Mock-Outcome": "401"}) >= 400
     status, body = await readiness(sidecar)
     assert (status, body["status"]) == (200, "degraded")
     upstream_entry = body["services"]["upstream"]
@@ -295,7 +279,7 @@ async def test_a_provider_refusing_the_key_in_live_traffic_degrades_though_the_p
 async def test_readiness_carries_the_live_figures(sidecar: TestServer) -> None:
     """``metrics``: the report window's requests, latency and rates, beside the health."""
     for _ in range(3):
-        assert await chat(sidecar) == 200
+        assert await chat_status(sidecar) == 200
     status, body = await readiness(sidecar)
     assert status == 200
     assert body["metrics"]["total_operations"] == 3

@@ -31,7 +31,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import openai
 import pytest
 import yaml
 from aiohttp.test_utils import TestServer
@@ -46,7 +45,7 @@ from sidecar.server import create_app
 from sidecar.simulator import Simulator
 from sidecar.telemetry import names as n
 from sidecar.telemetry.setup import OtelProviders
-from tests.helpers import APP_KEY, MESSAGES, ServerFactory, Sleeps, sidecar_settings
+from tests.helpers import ServerFactory, Sleeps, chat_status, sidecar_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -358,34 +357,22 @@ async def observed(
     return Observed(server, spans, sim)
 
 
-async def call(server: TestServer, model: str, **headers: str) -> int:
-    async with openai.AsyncOpenAI(
-        base_url=str(server.make_url("/v1")), api_key=APP_KEY, max_retries=0
-    ) as client:
-        try:
-            await client.chat.completions.create(
-                model=model, messages=MESSAGES, extra_headers=headers
-            )
-        except openai.APIStatusError as err:
-            return err.status_code
-    return 200
-
-
 async def every_kind_of_call(observed: Observed) -> None:
     """Slow, queued, fallen back, failed, cached and rate-limited calls; alice makes most."""
     sim, server = observed.sim, observed.server
     sim.config.latency_ms, sim.config.latency_sigma = 80, 0.0  # over chat's slow_ms of 50
-    slow = [call(server, "gpt-4o-mini", **{"X-Sidecar-User": u}) for u in ("alice", "bob")]
+    slow = [chat_status(server, "gpt-4o-mini", **{"X-Sidecar-User": u}) for u in ("alice", "bob")]
     assert await asyncio.gather(*slow) == [200, 200]  # one slot: the second one queues
     sim.config.latency_ms = 0
     sim.script("gpt-4o", [503, 503, 503])  # then the chain's next model, gpt-4, answers
-    assert await call(server, "gpt-4o", **{"X-Sidecar-User": "alice"}) == 200
+    assert await chat_status(server, "gpt-4o", **{"X-Sidecar-User": "alice"}) == 200
     failing = {"X-Sidecar-User": "alice", "X-Mock-Outcome": "503"}
-    assert await call(server, "gpt-4o-mini", **failing) == 503
+    assert await chat_status(server, "gpt-4o-mini", **failing) == 503
     for expected in (200, 200):
-        assert await call(server, "gpt-4o-mini", **{"X-Sidecar-Operation": "intent"}) == expected
+        intent = {"X-Sidecar-Operation": "intent"}
+        assert await chat_status(server, "gpt-4o-mini", **intent) == expected
     evaluation = {"X-Sidecar-Operation": "evaluation"}
-    assert [await call(server, "gpt-4o", **evaluation) for _ in range(2)] == [200, 429]
+    assert [await chat_status(server, "gpt-4o", **evaluation) for _ in range(2)] == [200, 429]
 
 
 # --- healthchecks, run for real ------------------------------------------------------------------

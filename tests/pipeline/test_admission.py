@@ -9,8 +9,9 @@ sidecar admitted them. The tests wait on the gate's own change notifications, ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -170,20 +171,30 @@ class Saturated:
         await until(self.gate, lambda: self.gate.in_flight == 0)
 
 
-async def test_higher_priorities_reach_the_upstream_first(
-    start: Callable[..., Awaitable[TestServer]], sim: Simulator, hold: Hold
-) -> None:
-    """Under saturation, queued requests are sent high first, then normal, then batch."""
+@contextlib.asynccontextmanager
+async def saturated(
+    start: Callable[..., Awaitable[TestServer]], hold: Hold
+) -> AsyncIterator[Saturated]:
+    """A sidecar whose one slot is taken (``fill``); the requests queued inside the block are
+    let through in turn when it ends (``drain``)."""
     server = await start()
     gate = gates_of(server)["sim"]
     async with sdk(server) as client:
         line = Saturated(client, gate, hold)
         await line.fill()
+        yield line
+        await line.drain()
+
+
+async def test_higher_priorities_reach_the_upstream_first(
+    start: Callable[..., Awaitable[TestServer]], sim: Simulator, hold: Hold
+) -> None:
+    """Under saturation, queued requests are sent high first, then normal, then batch."""
+    async with saturated(start, hold) as line:
         for tag, priority in [("b1", "batch"), ("n1", "normal"), ("h1", "high"), ("n2", "normal")]:
             await line.enqueue(tag, priority=priority, user=tag)
         await line.enqueue("h2", priority="high", user="h2")
-        assert [gate.depth(p) for p in ("high", "normal", "batch")] == [2, 2, 1]
-        await line.drain()
+        assert [line.gate.depth(p) for p in ("high", "normal", "batch")] == [2, 2, 1]
     assert upstream_order(sim) == ["first", "h1", "h2", "n1", "n2", "b1"]
 
 
@@ -191,16 +202,11 @@ async def test_batch_still_progresses_behind_high_priority(
     start: Callable[..., Awaitable[TestServer]], sim: Simulator, hold: Hold
 ) -> None:
     """Aging: a batch request queued before a stream of high ones is not left for last."""
-    server = await start()
-    gate = gates_of(server)["sim"]
-    async with sdk(server) as client:
-        line = Saturated(client, gate, hold)
-        await line.fill()
+    async with saturated(start, hold) as line:
         await line.enqueue("batch", priority="batch")
         highs = AGING_GRANTS + 3
         for i in range(highs):
             await line.enqueue(f"high{i}", priority="high", user=f"user{i}")
-        await line.drain()
     order = upstream_order(sim)
     assert order.index("batch") == 1 + AGING_GRANTS  # after "first" and AGING_GRANTS highs
     assert len(order) == 2 + highs
@@ -210,15 +216,10 @@ async def test_users_take_turns_within_a_priority(
     start: Callable[..., Awaitable[TestServer]], sim: Simulator, hold: Hold
 ) -> None:
     """One user's burst does not make another user of the same priority wait behind it all."""
-    server = await start()
-    gate = gates_of(server)["sim"]
-    async with sdk(server) as client:
-        line = Saturated(client, gate, hold)
-        await line.fill()
+    async with saturated(start, hold) as line:
         for i in range(4):
             await line.enqueue(f"alice{i}", user="alice")
         await line.enqueue("bob0", user="bob")
-        await line.drain()
     assert upstream_order(sim) == ["first", "alice0", "bob0", "alice1", "alice2", "alice3"]
 
 
@@ -226,16 +227,11 @@ async def test_priority_header_overrides_the_operation_default(
     start: Callable[..., Awaitable[TestServer]], sim: Simulator, hold: Hold
 ) -> None:
     """X-Sidecar-Priority wins; without it the operation's priority applies, else normal."""
-    server = await start()
-    gate = gates_of(server)["sim"]
-    async with sdk(server) as client:
-        line = Saturated(client, gate, hold)
-        await line.fill()
+    async with saturated(start, hold) as line:
         await line.enqueue("eval-default", operation="evaluation")
         await line.enqueue("chat-default")
         await line.enqueue("eval-high", operation="evaluation", priority="high")
-        assert [gate.depth(p) for p in ("high", "normal", "batch")] == [1, 1, 1]
-        await line.drain()
+        assert [line.gate.depth(p) for p in ("high", "normal", "batch")] == [1, 1, 1]
     assert upstream_order(sim) == ["first", "eval-high", "chat-default", "eval-default"]
 
 
