@@ -29,6 +29,8 @@ class Background:
         self.failed = 0
         self._queue: asyncio.Queue[tuple[str, Job]] = asyncio.Queue(capacity)
         self._tasks: list[asyncio.Task[None]] = []
+        # Called at the start of drain(): work batched in memory (corrections) is queued too.
+        self.before_drain: list[Callable[[], None]] = []
 
     @property
     def depth(self) -> int:
@@ -61,6 +63,8 @@ class Background:
 
     async def drain(self, timeout_s: float) -> bool:
         """Let queued work finish for at most ``timeout_s``, then stop; True if all finished."""
+        for hand_over in self.before_drain:
+            hand_over()
         finished = True
         if self._tasks:
             try:
@@ -98,6 +102,7 @@ class Coalescer(Generic[T]):
         self.background, self.name, self.apply, self.every_s = background, name, apply, every_s
         self._pending: dict[str, tuple[T, int]] = {}
         self._scheduled: asyncio.TimerHandle | None = None
+        background.before_drain.append(self._submit)  # at shutdown, nothing is left pending
 
     def add(self, key: str, item: T, delta: int) -> None:
         if delta == 0:
@@ -117,7 +122,9 @@ class Coalescer(Generic[T]):
             await self.apply(list(batch.values()))
 
     def _submit(self) -> None:
-        self._scheduled = None
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         batch, self._pending = self._pending, {}
         if not batch:
             return

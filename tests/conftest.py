@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -102,13 +103,31 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+@pytest.fixture(autouse=True)
+def redis_prefixes() -> Iterator[list[str]]:
+    """Key prefixes whose keys are deleted after the test. Autouse, so it is set up before
+    and torn down after every other fixture: the keys go once the sidecars that write under
+    them, and the work they finish at shutdown (budget corrections, jobs), are gone."""
+    prefixes: list[str] = []
+    yield prefixes
+    if not prefixes:
+        return
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for prefix in prefixes:
+            keys = list(client.scan_iter(match=prefix + "*", count=500))
+            if keys:
+                client.unlink(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
-async def key_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
+def key_prefix(redis_client: aioredis.Redis, redis_prefixes: list[str]) -> str:
     """A fresh key prefix; every key under it is deleted after the test."""
     prefix = f"sidecar-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    async for key in redis_client.scan_iter(match=prefix + "*", count=500):
-        await redis_client.unlink(key)
+    redis_prefixes.append(prefix)
+    return prefix
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

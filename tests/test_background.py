@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sidecar.background import Background, Job
+from sidecar.background import Background, Coalescer, Job
 
 
 def appender(done: list[int], i: int) -> Job:
@@ -60,3 +60,22 @@ async def test_drain_gives_up_after_its_time_limit() -> None:
 
     background.submit("stuck", stuck)
     assert not await background.drain(0.05)
+
+
+async def test_corrections_pending_at_shutdown_are_applied_by_drain() -> None:
+    """A Coalescer sums corrections per key and applies them after its interval; what is still
+    pending when the runner drains (shutdown) is applied then, not lost."""
+    background = Background(capacity=10, workers=1)
+    background.start()
+    applied: list[list[tuple[str, int]]] = []
+
+    async def apply(batch: list[tuple[str, int]]) -> None:
+        applied.append(batch)
+
+    corrections = Coalescer(background, "test", apply, every_s=3600)
+    corrections.add("alice", "alice", 5)
+    corrections.add("alice", "alice", -2)
+    corrections.add("bob", "bob", 7)
+    assert applied == []
+    assert await background.drain(timeout_s=5)
+    assert applied == [[("alice", 3), ("bob", 7)]]

@@ -100,7 +100,7 @@ async def readiness(server: TestServer) -> tuple[int, dict[str, Any]]:
 
 
 async def test_redis_going_down_degrades_readiness_and_requests_go_on(
-    upstream: TestServer, make_sidecar: MakeSidecar, switch_factory: list[Switch], key_prefix: str
+    key_prefix: str, upstream: TestServer, make_sidecar: MakeSidecar, switch_factory: list[Switch]
 ) -> None:
     """Redis dies under a running sidecar: 200 degraded, the Redis-backed services say so."""
     host, port = REDIS_URL.removeprefix("redis://").split("/", 1)[0].split(":")

@@ -112,9 +112,9 @@ async def test_a_repeated_request_hits_without_reaching_the_upstream(
 
 
 async def test_a_rate_limited_operations_lookup_rides_the_limiters_round_trip(
+    key_prefix: str,
     upstream: TestServer,
     make_sidecar: MakeSidecar,
-    key_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With Redis, a rate-limited operation's cache entry is fetched with the limit check:

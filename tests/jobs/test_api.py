@@ -95,7 +95,7 @@ async def test_job_ids_cannot_be_guessed(jobs: JobsClient) -> None:
 
 
 async def test_readiness_says_whether_jobs_are_durable(
-    jobs: JobsClient, job_backend: dict[str, Any]
+    job_backend: dict[str, Any], jobs: JobsClient
 ) -> None:
     """In process, /readyz says jobs are lost on restart; with Redis, that they are durable."""
     async with jobs.http.get(jobs.url("/readyz")) as response:

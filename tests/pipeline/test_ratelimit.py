@@ -196,7 +196,7 @@ async def test_the_admin_endpoint_reports_each_users_requests_and_rejections(
 
 
 async def test_every_key_of_a_user_shares_one_hash_tag_and_expires(
-    upstream: TestServer, make_sidecar: MakeSidecar, key_prefix: str, redis_client: aioredis.Redis
+    key_prefix: str, upstream: TestServer, make_sidecar: MakeSidecar, redis_client: aioredis.Redis
 ) -> None:
     """Keys carry {user} (one Redis Cluster slot per script) and a TTL."""
     sidecar = await make_sidecar(

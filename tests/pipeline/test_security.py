@@ -128,7 +128,7 @@ async def test_a_shadow_threshold_counts_what_it_would_flag_without_blocking(
 
 @pytest.mark.parametrize("shared_state", ["memory", "redis"], indirect=True)
 async def test_the_same_content_past_the_duplicate_limit_is_refused_across_instances(
-    upstream: TestServer, make_sidecar: MakeSidecar, shared_state: dict[str, Any]
+    shared_state: dict[str, Any], upstream: TestServer, make_sidecar: MakeSidecar
 ) -> None:
     """max 2 per minute: the third identical prompt from one user is refused (reason
     duplicate) — with Redis even when it goes to another instance —; other content and other
