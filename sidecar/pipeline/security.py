@@ -49,7 +49,7 @@ from sidecar.pipeline.base import Next
 from sidecar.pipeline.ratelimit import user_tag
 from sidecar.runtime import Runtime
 from sidecar.security.injection import Finding, InjectionDetector, texts_by_role
-from sidecar.security.secrets import Policy, blocked_error, redact_body
+from sidecar.security.secrets import Policy, blocked_error, redact_answer
 from sidecar.security.stream_redact import RedactingObserver
 from sidecar.stream import StreamEnd
 from sidecar.telemetry.recorder import Telemetry
@@ -77,10 +77,10 @@ class InputChecks:
         if ex.body is None or ex.path == MODERATIONS or not is_model_call(ex.method, ex.path):
             return await call_next(ex)
         self._check_size(ex.body)
+        # The body is walked once; every check reads the same (role, text) pairs.
         texts = list(texts_by_role(ex.body, check_system=self.security.check_system_prompts))
         if texts and self.detector is not None:
-            system = self.security.check_system_prompts
-            self._injection(ex, self.detector.check_body(ex.body, check_system=system))
+            self._injection(ex, self.detector.check_texts(texts))
         if texts and self.security.duplicates.max:
             await self._duplicates(ex, [text for _, text in texts])
         if texts and self.security.moderation != "off":
@@ -243,13 +243,15 @@ class OutputChecks:
         return reply
 
     async def _answer(self, reply: Reply) -> Reply:
-        if reply.status != 200 or not reply.body:
+        answer = reply.json() if reply.status == 200 else None  # parsed once per reply
+        if answer is None:
             return reply
-        body, result = redact_body(reply.body, self.policy)
+        result = redact_answer(answer, self.policy)  # in place: the parsed answer stays current
         for finding in result.findings:
             self.telemetry.security_finding("output", finding.type, finding.action)
         if result.block:
             await reply.aclose()
             raise blocked_error(result.blocked_types)
-        reply.body = body
+        if result.changed:
+            reply.body = orjson.dumps(answer)
         return reply

@@ -37,7 +37,7 @@ trusted unless asked otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,9 +149,13 @@ class InjectionDetector:
         part whose pattern score is too low for any classifier output to lift it to the lowest
         threshold (with ``CLASSIFIER_WEIGHT`` < 0.5: any part with no pattern evidence at all,
         most prompts). Non-findings have no score to report, so nothing is lost."""
+        return self.check_texts(texts_by_role(body, check_system=check_system))
+
+    def check_texts(self, texts: Iterable[tuple[str, str]]) -> list[Finding]:
+        """:meth:`check_body` for (role, text) pairs already taken from a body."""
         findings: list[Finding] = []
         lowest = min(self.threshold, self.shadow_threshold)
-        for role, text in texts_by_role(body, check_system=check_system):
+        for role, text in texts:
             patterns = self._patterns(text)
             if combine(patterns.score, 1.0) < lowest:
                 continue  # even a certain classifier could not make this text flag: skip it

@@ -81,13 +81,31 @@ def _share(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
 
 
-def _table(title: str, *columns: str) -> Table:
-    """A table whose first column is a name (left) and the rest numbers (right)."""
+def _table(title: str, *columns: str, names: int = 1) -> Table:
+    """A table whose first ``names`` columns are names (left) and the rest numbers (right)."""
     table = Table(title=title)
-    table.add_column(columns[0], no_wrap=True)  # names stay whole; headers wrap instead
-    for name in columns[1:]:
+    for name in columns[:names]:
+        table.add_column(name, no_wrap=True)  # names stay whole; headers wrap instead
+    for name in columns[names:]:
         table.add_column(name, justify="right")
     return table
+
+
+def _pairs(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A headerless table of labelled figures."""
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _advice(lines: list[str], console: Console) -> None:
+    if lines:
+        console.print("[bold]Recommendations[/bold]")
+        for line in lines:
+            console.print(f"  • {line}")
 
 
 def print_report(report: object, console: Console) -> None:
@@ -100,26 +118,24 @@ def print_report(report: object, console: Console) -> None:
         console.print(_models(parsed.by_model))
     if parsed.summary.errors_by_code:
         console.print(_error_codes(parsed.summary.errors_by_code))
-    if parsed.recommendations:
-        console.print("[bold]Recommendations[/]")
-        for advice in parsed.recommendations:
-            console.print(f"  • {advice}")
+    _advice(parsed.recommendations, console)
 
 
 def _overview(summary: ReportSummary) -> Table:
     window = summary.window_s
     title = "llm-sidecar report" + (f" (last {window:g} s)" if window is not None else "")
-    overview = Table(title=title, show_header=False)
-    overview.add_column(style="bold")
-    overview.add_column(justify="right")
-    overview.add_row("operations", f"{summary.total_operations:,}")
-    overview.add_row("average latency", f"{_ms(summary.average_latency_ms)} ms")
-    overview.add_row("error rate (upstream and sidecar)", _share(summary.error_rate, 2))
-    overview.add_row("client error rate (4xx)", _share(summary.client_error_rate, 2))
-    overview.add_row("cache hit rate", _share(summary.cache_hit_rate, 2))
-    overview.add_row("total cost", f"${summary.total_cost_usd:.6f}")
-    overview.add_row("slow operations", str(summary.slow_operations))
-    return overview
+    return _pairs(
+        title,
+        [
+            ("operations", f"{summary.total_operations:,}"),
+            ("average latency", f"{_ms(summary.average_latency_ms)} ms"),
+            ("error rate (upstream and sidecar)", _share(summary.error_rate, 2)),
+            ("client error rate (4xx)", _share(summary.client_error_rate, 2)),
+            ("cache hit rate", _share(summary.cache_hit_rate, 2)),
+            ("total cost", f"${summary.total_cost_usd:.6f}"),
+            ("slow operations", str(summary.slow_operations)),
+        ],
+    )
 
 
 def _operations(rows: list[OperationRow]) -> Table:
@@ -193,28 +209,25 @@ def _error_codes(errors: dict[str, int]) -> Table:
 
 
 def print_usage(report: dict[str, Any], console: Console) -> None:
-    """``llm-sidecar usage``: totals, the split by model, the budget, the advice."""
-    budget = report["budget"]
-    overview = Table(
-        title=f"usage of {report['user']} this {report['period']} (since {report['since'][:10]})",
-        show_header=False,
+    """``llm-sidecar usage``: totals, the split by model and by operation, what fallbacks and
+    retries cost, the budget, the advice."""
+    budget, cache = report["budget"], report["cache"]
+    totals = [("requests", f"{report['requests']:,}"), ("cost", f"${report['total_cost_usd']}")]
+    if report["unpriced_requests"]:
+        totals.append(("requests of unpriced models", f"{report['unpriced_requests']:,}"))
+    totals += [
+        ("cache hits (saved)", f"{cache['hits']:,} (${cache['saved_usd']})"),
+        (f"budget {budget['month']}", f"${budget['monthly_usd']}"),
+        ("spent this month", f"${budget['spent_usd']}"),
+        ("remaining", f"${budget['remaining_usd']}"),
+    ]
+    since = report["since"][:10]
+    console.print(
+        _pairs(f"usage of {report['user']} this {report['period']} (since {since})", totals)
     )
-    overview.add_column(style="bold")
-    overview.add_column(justify="right")
-    overview.add_row("requests", f"{report['requests']:,}")
-    overview.add_row("cost", f"${report['total_cost_usd']}")
-    if report.get("unpriced_requests"):
-        overview.add_row("requests of unpriced models", f"{report['unpriced_requests']:,}")
-    if "cache" in report:
-        overview.add_row("cache hits (saved)", f"{report['cache']['hits']:,} "
-                         f"(${report['cache']['saved_usd']})")  # fmt: skip
-    overview.add_row(f"budget {budget['month']}", f"${budget['monthly_usd']}")
-    overview.add_row("spent this month", f"${budget['spent_usd']}")
-    overview.add_row("remaining", f"${budget['remaining_usd']}")
-    console.print(overview)
-    models = Table(title="By model")
-    for name in ("model", "requests", "input tokens", "output tokens", "images", "cost USD"):
-        models.add_column(name, justify="left" if name == "model" else "right")
+    models = _table(
+        "By model", "model", "requests", "input tokens", "output tokens", "images", "cost USD"
+    )
     for row in report["by_model"]:
         models.add_row(
             row["model"],
@@ -225,11 +238,11 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
             row["cost_usd"],
         )
     console.print(models)
-    operations = Table(title="By operation")
-    for name in ("operation", "model", "requests", "mean output tokens", "cost USD", "cache hits",
-                 "saved USD"):  # fmt: skip
-        operations.add_column(name, justify="left" if name in ("operation", "model") else "right")
-    for row in report.get("by_operation", []):
+    operations = _table(
+        "By operation", "operation", "model", "requests", "mean output tokens", "cost USD",
+        "cache hits", "saved USD", names=2,
+    )  # fmt: skip
+    for row in report["by_operation"]:
         operations.add_row(
             row["operation"],
             row["model"],
@@ -240,19 +253,14 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
             row["saved_usd"],
         )
     console.print(operations)
-    extra = report.get("fallbacks_and_retries")
-    if extra:
-        money = Table(title="Fallbacks, retries and failed calls", show_header=False)
-        money.add_column(style="bold")
-        money.add_column(justify="right")
-        money.add_row("answered by a fallback model", f"{extra['fallback_requests']:,}")
-        money.add_row("their cost", f"${extra['fallback_cost_usd']}")
-        money.add_row("retried requests", f"{extra['retried_requests']:,}")
-        money.add_row("extra upstream calls", f"{extra['extra_upstream_calls']:,}")
-        money.add_row("failed requests", f"{extra['failed_requests']:,}")
-        money.add_row("their cost (streams cut mid-way are billed)", f"${extra['failed_cost_usd']}")
-        console.print(money)
-    if report["recommendations"]:
-        console.print("[bold]Recommendations[/bold]")
-        for line in report["recommendations"]:
-            console.print(f"  • {line}")
+    extra = report["fallbacks_and_retries"]
+    money = [
+        ("answered by a fallback model", f"{extra['fallback_requests']:,}"),
+        ("their cost", f"${extra['fallback_cost_usd']}"),
+        ("retried requests", f"{extra['retried_requests']:,}"),
+        ("extra upstream calls", f"{extra['extra_upstream_calls']:,}"),
+        ("failed requests", f"{extra['failed_requests']:,}"),
+        ("their cost (streams cut mid-way are billed)", f"${extra['failed_cost_usd']}"),
+    ]
+    console.print(_pairs("Fallbacks, retries and failed calls", money))
+    _advice(report["recommendations"], console)
