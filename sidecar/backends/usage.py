@@ -188,7 +188,8 @@ class SqliteUsage:
     and back (~200 µs), so batches up to :data:`INLINE_ROWS` rows are committed on the event loop
     by the plain connection. It never waits there: it does not checkpoint (the thread does,
     every :data:`CHECKPOINT_ROWS` rows) and a busy database (another writer) sends the batch to
-    the thread, which waits for its turn.
+    the thread, which waits for its turn. So does a checkpoint that is still running after
+    another :data:`CHECKPOINT_ROWS` rows: batches then queue behind it, which bounds the WAL.
     """
 
     def __init__(self, url: str) -> None:
@@ -255,6 +256,8 @@ class SqliteUsage:
         """Commit on the event loop if the database is free now; False if it is not."""
         if self._inline is None or self._lock.locked() or self._holding:
             return False  # behind the thread's write, or its checkpoint's last round
+        if self._checkpoint is not None and self._since_checkpoint >= CHECKPOINT_ROWS:
+            return False  # a slow checkpoint: wait behind it rather than grow the WAL further
         try:
             self._inline.execute(_sqlite_insert(len(records)), _values(records))
         except sqlite3.OperationalError:  # busy: another writer holds the lock
