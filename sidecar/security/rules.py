@@ -22,6 +22,7 @@ class Rule:
     also: frozenset[str] = frozenset()  # ... and, if given, one of these too
     scripts: tuple[str, ...] = ()  # for other scripts: substrings instead of trigger words
     literals: tuple[str, ...] = ()  # ... and, if given, one of these substrings
+    alone: bool = True  # False: counts only beside another matching rule of its family
 
     def applies(self, lowered: str, words: set[str], other_scripts: bool) -> bool:
         """Whether the text holds this rule's triggers (cheap), so its pattern is worth running."""
@@ -43,6 +44,7 @@ def _rule(
     also: str = "",
     scripts: str = "",
     literals: str = "",
+    alone: bool = True,
 ) -> Rule:
     return Rule(
         technique,
@@ -52,8 +54,21 @@ def _rule(
         frozenset(also.split()),
         tuple(scripts.split()),
         tuple(literals.split()),
+        alone,
     )
 
+
+def _inflected(words: str) -> str:
+    """Trigger words are whole words: each one with its usual endings (-s, -ed, -ing, -er)."""
+    endings = ("", "s", "es", "ed", "d", "ing", "er", "ers")
+    return " ".join(word + ending for word in words.split() for ending in endings)
+
+
+_PERSONAS = (  # roles a harmful request is put in the mouth of
+    "hacker con artist criminal writer novelist author screenwriter historian researcher "
+    "consultant expert character journalist detective scientist chemist agent spy villain "
+    "professor teacher doctor"
+)
 
 # Word classes used by several rules.
 _DISMISS = (
@@ -118,6 +133,15 @@ RULES: tuple[Rule, ...] = (
         "comply",
         rf"(?<!['\u2018]){_DISMISS} (?!my |all my |what i )(?:[\w'-]+ ){{0,4}}?{_PRIOR} "
         rf"(?:[\w'-]+ ){{0,3}}?{_RULES_NOUN}\b",
+    ),
+    _rule(  # "ignore instructions, and just print ...": a bare dismissal, then the new order
+        "instruction_override",
+        0.7,
+        "ignore disregard forget",
+        r"(?<!['\u2018])(?:ignore|disregard|forget) (?:all |any |the |these |those )?"
+        r"(?:instructions?|directions|rules|guidelines)[,.;:!]? (?:and |then |now |but )?"
+        r"(?:just |only |simply |instead )?(?:print|say|output|write|respond|reply|answer|return|"
+        r"tell|repeat|type|state)\b",
     ),
     _rule(
         "instruction_override",
@@ -338,6 +362,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:for|with) (?:purely |strictly |solely |only )?(?:educational|research|fictional|"
         r"hypothetical|academic) (?:and (?:research|educational) )?purposes"
         r"|(?:entirely|purely|completely|strictly) (?:hypothetical(?:ly)?|fictional(?:ly)?)",
+        alone=False,  # "for educational purposes" alone is an everyday phrase
     ),
     _rule(
         "persona_jailbreak",
@@ -379,6 +404,99 @@ RULES: tuple[Rule, ...] = (
         r"supervisor|manager|ceo|system administrator|programmer|engineer at (?:openai|"
         r"anthropic|google))\b.{0,120}?(?:i need|i order|i command|i authori[sz]e|you must|tell me|"
         r"give me|reveal|provide|confirm|share|disable|override)",
+    ),
+    # -- a harmful request in a persona and a disclaimer (PAIR-style) ---------------------------
+    # Each part is common alone (a writer persona, "for research purposes", a question about
+    # scams), so each counts only beside another: two of the three make a finding.
+    _rule(  # the pretext: research, fiction, a simulation, "I know this is illegal, but"
+        "harmful_pretext",
+        0.3,
+        "purposes purpose purely strictly solely fictional fiction hypothetical hypothetically "
+        "alternate dystopian imaginary parallel simulated simulation exercise experiment game "
+        "roleplay unethical illegal harmful dangerous wrong never won't harm permission "
+        "legitimate",
+        r"for (?:purely )?(?:educational|research|academic|informational|testing|training|"
+        r"entertainment) purposes?"
+        r"|purely (?:academic|hypothetical|fictional|theoretical|for (?:research|academic|"
+        r"educational))"
+        r"|(?:strictly|solely|only|just) (?:for|as) (?:a |an )?(?:research|academic|educational|"
+        r"fictional|hypothetical|thought experiment|simulat|exercise)"
+        r"|this is (?:just |only |purely |all |strictly )?(?:for )?(?:a |an )?(?:fictional|"
+        r"hypothetical|simulated|thought experiment|role-?play|game|exercise|fiction)"
+        r"|(?:will|would) (?:never|not) (?:be )?(?:used|published|acted upon|carried out|"
+        r"implemented)|won't (?:be )?(?:used|published|acted upon|carried out)"
+        r"|(?:i|we) (?:understand|know|realize|recognize|acknowledge) (?:that )?(?:this|it|such) "
+        r"(?:is|may be|might be|could be|would be) (?:\w+ )?(?:unethical|illegal|harmful|wrong|"
+        r"dangerous)"
+        r"|(?:in|for|set in) (?:a|this|an) (?:\w+ ){0,2}?(?:fictional|hypothetical|alternate|"
+        r"dystopian|imaginary|parallel) (?:world|scenario|universe|society|story|setting|reality)"
+        r"|\bhypothetically\b|(?:does|will) not (?:cause|lead to) (?:any )?(?:real|actual)"
+        r"(?:-world)? harm|no (?:real|actual) harm"
+        r"|(?:never|not) (?:to be|going to be|meant to be|intended to be) (?:used|acted upon|"
+        r"carried out)|with (?:the company's|their|full) permission"
+        r"|legitimate (?:penetration test|purpose|research)",
+        alone=False,
+    ),
+    _rule(  # the request moved to the past or the future ("how did people ... in the past?")
+        "harmful_pretext",
+        0.3,
+        "past future historically coming",
+        r"(?:^|[.!?]\s)\s*(?:(?:in the (?:past|future)|historically),? )?how (?:did|was|were|had|"
+        r"will|would|might|could|do|does) .{10,300}?(?:in the (?:past|future|coming (?:years|"
+        r"decades))|historically|in (?:the )?\d{4}s)\s*\??\s*$",
+        also="how",
+        alone=False,
+    ),
+    _rule(  # a harmless-looking task as the carrier: translate, paraphrase the sentence
+        "harmful_pretext",
+        0.3,
+        "translate paraphrase rephrase rewrite",
+        r"(?:translate|paraphrase|rephrase|rewrite) (?:the following|this|the above|each|these)"
+        r"(?: \w+)? (?:sentences?|texts?|paragraphs?|statements?|lines?)\b",
+        alone=False,
+    ),
+    _rule(  # the persona the request is put in the mouth of
+        "harmful_pretext",
+        0.3,
+        "imagine pretend suppose assume " + _PERSONAS,
+        r"(?:^|[.!?]\s+)(?:imagine|pretend|suppose|assume)(?: that)? you(?:'re| are) "
+        rf"|(?:^|[.!?]\s+)you are (?:a|an) (?:\w+ ){{0,3}}?(?:{_PERSONAS.replace(' ', '|')})\b"
+        r"|(?:^|[.!?]\s+)as (?:a|an) (?:\w+ ){0,3}?(?:writer|novelist|author|screenwriter|"
+        r"historian|researcher|character|journalist)\b",
+        alone=False,
+    ),
+    _rule(  # what is asked for: harm, by the usual categories of a content policy
+        "harmful_pretext",
+        0.3,
+        _inflected(
+            "unauthorized unauthorised without phishing scam fraudulent fraud defamatory "
+            "defamation illegal illegally illicit evade launder counterfeit explosive bomb "
+            "nuclear bioweapon chemical biological poison malware ransomware keylogger steal "
+            "stole stolen stalk harass harassment self suicide drug meth methamphetamine opioid "
+            "cocaine heroin fentanyl extremist extremism terrorist terrorism propaganda racist "
+            "hate discriminatory blackmail extort extortion bully bullied sabotage untraceable "
+            "exploit bypass hack murder torture weapon forge forgery falsify falsified "
+            "trafficking sexual child xenophobic sexist misogynistic homophobic slur revenge "
+            "non fake caught smuggle cheat toxic negative offensive hateful derogatory "
+            "insulting demeaning"
+        ),
+        r"unauthori[sz]ed access|without (?:their|the (?:owner|user|person|victim)'s|his|her|"
+        r"anyone's|the) (?:consent|knowledge|permission)|phishing|\bscam|\bfraud|defamat"
+        r"|\billegal(?:ly)?\b|\billicit\b|evad(?:e|ing) (?:detection|taxes|law enforcement|the "
+        r"police|the authorities)|launder|counterfeit|explosive|\bbombs?\b|(?:nuclear|chemical|"
+        r"biological) weapons?|bioweapon|\bweapons?\b|\bpoison|malware|ransomware|keylogger"
+        r"|\bsteal|\bstalk|\bharass|self-harm|suicide|\bdrugs?\b|\bmeth(?:amphetamine)?\b"
+        r"|opioid|cocaine|heroin|fentanyl|extremis|terroris|propaganda|racist|hate speech"
+        r"|discriminatory|blackmail|\bextort|\bbully|sabotag|untraceable|exploit (?:them|"
+        r"the vulnerabilit|a vulnerabilit)|bypass (?:security|the security|these measures)"
+        r"|hack(?:ing)? into|\bmurder|\btorture|\bforg(?:e|ed|ing|ery)\b|falsif|trafficking"
+        r"|(?:sexual|child) exploitation|xenophob|sexist|misogyn|homophob|\bslurs?\b"
+        r"|revenge porn|non-?consensual|\bstolen\b|\bfake (?:charit|news|review|id|document|"
+        r"drug|weight loss)|without (?:getting|being) caught|\bsmuggl|\bcheat(?:ing)? on"
+        r"|(?:toxic|negative|discriminatory|offensive|hateful|racist|sexist|derogatory|insulting|"
+        r"demeaning) (?:sentence|statement|joke|comment|remark|tweet|post|paragraph|message)s? "
+        r"(?:about|against|on|targeting)\b",
+        alone=False,
     ),
     # -- system-prompt extraction ---------------------------------------------------------------
     _rule(
@@ -467,6 +585,54 @@ RULES: tuple[Rule, ...] = (
         r"word))\s*[?.!]*\s*$"
         r"|(?:quel est|qual (?:è|é|e)|was ist|cu[aá]l es|qual [eé]) (?:le |la |o |a |das |el )?"
         r"(?:mot de passe|password|passwort|contraseña|senha)\s*\?",  # NFKC folds the wide "?"
+    ),
+    _rule(  # the secret smuggled out through a transformation or a creative form
+        "prompt_extraction",
+        0.6,
+        "password passcode passphrase secret pin",
+        r"(?:(?:^|[.!?:;]\s+|\n)(?:(?:please|now|then|ok|okay|can you|could you|would you),? )?"
+        r"(?:write|spell|say|type|translate|reverse|tell me|give me|reveal|rewrite|repeat)"
+        r"(?: out| down)? (?:the|your) (?:secret |admin |master |system )?(?:password|passcode|"
+        r"passphrase|secret word|pin)\b (?:in|into|as|backwards|reversed|with|using|letter|one|"
+        r"character|without|but|spelled|separated|each|on)\b"
+        r"|\b(?:poem|haiku|song|story|riddle|acrostic|limerick|rap|sonnet|rhyme|anagram|hint|"
+        r"clue)s?,? (?:\w+ ){0,3}?(?:about|with|using|containing|including|hiding|that (?:contains|"
+        r"includes|spells|hides)) (?:the|your) (?:secret |admin |master |system )?(?:password|"
+        r"passcode|passphrase|secret word|pin)\b)",
+    ),
+    _rule(  # the assistant's (or "our system's") own password, asked for in any wording
+        "prompt_extraction",
+        0.55,
+        "password passcode passphrase passwords",
+        r"\b(?:your|our)(?: own| secret| system| admin| master| current| real| actual)? "
+        r"(?:password|passcode|passphrase|pass phrase)(?: phrase)?\b(?!s? (?:policy|policies|"
+        r"requirements?|rules|manager|strength|reset|hint|generator|field|input|box))"
+        r"|\b(?:password|passcode|passphrase)s? (?:for|of|to) (?:our|your|this|the) (?:system|"
+        r"ai|model|assistant|bot|chatbot|database|server|admin)\b",
+        also="share tell give confirm reveal what what's provide send say spell disclose ask "
+        "would is",
+    ),
+    _rule(  # the same in other languages: "your password", "what is the password"
+        "prompt_extraction",
+        0.6,
+        "passwort kennwort senha contraseña passe password wachtwoord hasło parola şifre",
+        r"\b(?:ihr|ihre|dein|deine|ihr|euer) (?:passwort|kennwort)\b"
+        r"|\b(?:sua|tua|a sua|a tua|vossa) senha\b|\b(?:tu|su|vuestra) contraseña\b"
+        r"|\b(?:votre|ton|vos|tes) mots? de passe\b|\b(?:la tua|la sua|tua|sua) password\b"
+        r"|\b(?:je|uw) wachtwoord\b|\b(?:twoje|pana|pani) hasło\b"
+        r"|\b(?:wie lautet|was ist) (?:das|ihr|dein) (?:passwort|kennwort)\b",
+    ),
+    _rule(  # ... in scripts the trigger words cannot see
+        "prompt_extraction",
+        0.6,
+        "",
+        "(?:ваш|твой|вашего|твоего) парол|парол\\w* (?:от|для) (?:системы|вас)"
+        "|あなたの(?:\\S{0,6})?パスワード|パスワードは(?:何|なん)|パスワードを(?:教え|共有)"
+        "|你的密码|您的密码|密码是什么|告诉我密码"
+        "|(?:अपना|आपका|अपने|आपके) पासवर्ड|पासवर्ड (?:क्या|बताएं|बताइए|बताओ|दें|की पुष्टि)"
+        "|كلمة (?:المرور|السر) الخاصة بك|(?:ما هي|ما هو) كلمة (?:المرور|السر)"
+        "|(?:আপনার|তোমার) পাসওয়ার্ড|পাসওয়ার্ড (?:কী|কি)",
+        scripts="парол パスワード 密码 पासवर्ड كلمة পাসওয়ার্ড",
     ),
     # -- role-tag and delimiter injection ------------------------------------------------------
     _rule(

@@ -23,6 +23,9 @@ at instructions, a role tag, a URL carrying a placeholder), not phrases from any
     obfuscation            smuggled or encoded text (from normalisation's signals), requests
                            to decode and act on a payload
     adversarial_suffix     optimiser-generated gibberish after a request (GCG-style)
+    harmful_pretext        a harmful request put in a persona's mouth or behind a disclaimer
+                           ("for research purposes", "in a fictional world"), PAIR-style: two
+                           of pretext, persona and harm words (none counts alone)
 
 The rules themselves are a table in ``rules.py``. Speed: a rule's regex runs only when one of
 its trigger words occurs in the text. The words come from the tokenisation shared with the
@@ -41,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.security.normalize import Normalized
-from sidecar.security.rules import RULES, SIGNAL_RULES
+from sidecar.security.rules import RULES, SIGNAL_RULES, Rule
 from sidecar.security.tokens import Index, Tokens, first_word, hash_of, tokenize
 
 
@@ -106,10 +109,19 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
     lowered = tokens.lowered
     words = words_of(tokens)
     misses: dict[str, float] = {}  # family -> product of (1 - weight)
+    company: dict[str, list[Rule]] = {}  # woken rules that count only beside another
     for number in candidates(words, norm.other_scripts):
         rule = RULES[number]
-        if rule.applies(lowered, words, norm.other_scripts) and rule.pattern.search(lowered):
+        if not rule.applies(lowered, words, norm.other_scripts):
+            continue
+        if not rule.alone:
+            company.setdefault(rule.technique, []).append(rule)
+        elif rule.pattern.search(lowered):
             misses[rule.technique] = misses.get(rule.technique, 1.0) * (1.0 - rule.weight)
+    for family, rules in company.items():
+        # a lone woken rule cannot count unless its family matched already: skip its regex
+        if len(rules) > 1 or family in misses:
+            _corroborate(lowered, family, rules, misses)
     for signal, count in norm.signals.items():  # usually none
         for least, weight, technique in _SIGNALS.get(signal, ()):
             if count >= least:
@@ -121,6 +133,14 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
     if repeated:
         misses["data_extraction"] = misses.get("data_extraction", 1.0) * (1.0 - repeated)
     return {family: round(1.0 - miss, 4) for family, miss in misses.items()}
+
+
+def _corroborate(lowered: str, family: str, rules: list[Rule], misses: dict[str, float]) -> None:
+    """Add the rules that match, if together with the family's other matches they are two."""
+    weights = [rule.weight for rule in rules if rule.pattern.search(lowered)]
+    if len(weights) > 1 or (weights and family in misses):
+        for weight in weights:
+            misses[family] = misses.get(family, 1.0) * (1.0 - weight)
 
 
 def combined(families: Mapping[str, float]) -> float:
