@@ -357,22 +357,25 @@ async def sink_spans(session: aiohttp.ClientSession, stack: Stack) -> int:
     return int(counts["spans"])
 
 
-async def wait_for_spans(
-    session: aiohttp.ClientSession, stack: Stack, expected: int, dropped: float | None
-) -> int:
-    """The sink's span count once it reaches ``expected`` (less what the sidecar says it
-    dropped), or stops growing for 3 s, or DRAIN_S passes."""
+async def accounted(
+    session: aiohttp.ClientSession, stack: Stack, received: int, dropped: float, expected: int
+) -> tuple[int, float]:
+    """Spans the sink got and the sidecar counted as dropped since (``received``, ``dropped``),
+    once together they reach ``expected``, or stop growing for 3 s, or DRAIN_S passes. Both
+    are read again on every poll: the export process, starved while the load ran, reads what
+    is left in its pipe afterwards, and only then exports or drops (and counts) it."""
     deadline = time.perf_counter() + DRAIN_S
-    last, since = -1, time.perf_counter()
+    last, since = (-1, -1.0), time.perf_counter()
     while True:
-        count = await sink_spans(session, stack)
-        if count >= expected - (dropped or 0):
-            return count
+        now_dropped = await dropped_metric(session, stack.sidecars["on"]) or 0.0
+        counts = (await sink_spans(session, stack) - received, now_dropped - dropped)
+        if sum(counts) >= expected:
+            return counts
         now = time.perf_counter()
-        if count != last:
-            last, since = count, now
+        if counts != last:
+            last, since = counts, now
         if now - since > 3.0 or now > deadline:
-            return count
+            return counts
         await asyncio.sleep(0.2)
 
 
@@ -439,17 +442,15 @@ class Bench:
             yield
             return
         handled, received = await self.handled(), await sink_spans(self.session, self.stack)
+        dropped = await dropped_metric(self.session, self.stack.sidecars["on"])
         yield
         spans = self.spans[section]
         expected = (await self.handled() - handled) * SPANS_PER_REQUEST
-        dropped = await dropped_metric(self.session, self.stack.sidecars["on"])
-        count = await wait_for_spans(self.session, self.stack, received + expected, dropped)
-        # Read again once the sink is drained: a starved export process (SCHED_IDLE under
-        # saturation) writes its drop count late.
-        dropped = await dropped_metric(self.session, self.stack.sidecars["on"])
+        got, lost = await accounted(self.session, self.stack, received, dropped or 0.0, expected)
         spans.expected += expected
-        spans.received += count - received
-        spans.dropped_metric = dropped
+        spans.received += got
+        if dropped is not None:
+            spans.dropped_metric = (spans.dropped_metric or 0.0) + lost
         spans.seconds += seconds
 
     async def open_loop(self, mode: str) -> None:
