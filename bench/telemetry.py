@@ -6,7 +6,11 @@ request with ``perf_counter_ns``. Three configurations, interleaved in rounds to
 
 - ``off``: ``telemetry.enabled: false`` (no spans, metrics or statistics);
 - ``on``: the default with no OTLP endpoint (metrics, statistics, unsampled spans);
-- ``on+spans``: every span recorded and handed to a batch processor (exporter discards them).
+- ``on+spans``: every span recorded and handed to an in-process SDK batch processor (its
+  exporter discards them): what span processors added in process cost;
+- ``on+otlp``: what ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` turns on: every span recorded as a
+  compact record and shipped to the export process (its sends fail: nothing listens there;
+  that process's own CPU is not counted here, only what the request path pays).
 
 Two figures per configuration:
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
@@ -98,6 +103,9 @@ class DiscardExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+
+
 async def read_body(limit: int) -> bytes:
     return REQUEST
 
@@ -115,6 +123,12 @@ async def runtime(mode: str) -> Runtime:
     providers = OtelProviders(otlp=False)
     if mode == "on+spans":
         providers = OtelProviders(otlp=False, span_processor=BatchSpanProcessor(DiscardExporter()))
+    elif mode == "on+otlp":  # the export process is started with this environment
+        os.environ[TRACES_ENDPOINT] = "http://127.0.0.1:9/v1/traces"
+        try:
+            providers = OtelProviders()
+        finally:
+            del os.environ[TRACES_ENDPOINT]
     return await Runtime.open(settings, Overrides(transport=CannedTransport(), otel=providers))
 
 
@@ -148,7 +162,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", type=Path, default=Path("bench/results/telemetry.json"))
     args = parser.parse_args()
-    modes = ("off", "on", "on+spans")
+    modes = ("off", "on", "on+spans", "on+otlp")
     runtimes = {mode: await runtime(mode) for mode in modes}
     for rt in runtimes.values():
         await time_requests(rt, 500)  # warm-up

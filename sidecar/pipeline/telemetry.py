@@ -15,6 +15,7 @@ from contextvars import Token
 from urllib.parse import urlsplit
 
 import orjson
+from multidict import CIMultiDictProxy
 from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -30,6 +31,27 @@ from sidecar.telemetry import names as n
 from sidecar.telemetry.recorder import Telemetry
 
 _propagator = TraceContextTextMapPropagator()
+_NO_PARENT = Context()
+
+
+def parent_context(headers: CIMultiDictProxy[str]) -> Context:
+    """The app's W3C trace context, as the TraceContext propagator extracts it; a request
+    without a ``traceparent`` (most of them) gets the empty context it would return."""
+    return _propagator.extract(headers) if "traceparent" in headers else _NO_PARENT
+
+
+def inject(headers: dict[str, str], span: Span) -> None:
+    """The ``traceparent`` and ``tracestate`` the TraceContext propagator writes for ``span``,
+    written without looking the span up in a new context first."""
+    span_context = span.get_span_context()
+    if span_context == trace.INVALID_SPAN_CONTEXT:
+        return
+    headers["traceparent"] = (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{span_context.trace_flags:02x}"
+    )
+    if span_context.trace_state:
+        headers["tracestate"] = span_context.trace_state.to_header()
 
 
 def gen_ai_operation(ex: Exchange) -> str:
@@ -62,7 +84,7 @@ class RequestTelemetry:
         route = f"/v1/{ex.path}" if ex.path in MODEL_ENDPOINTS else "/v1/{path}"
         span = self.t.tracer.start_span(
             f"{ex.method} {route}",
-            context=_propagator.extract(ex.headers),
+            context=parent_context(ex.headers),
             kind=SpanKind.SERVER,
             attributes={
                 n.HTTP_REQUEST_METHOD: ex.method,
@@ -253,7 +275,7 @@ class AttemptSpan:
             attributes=attributes,
         )
         span_context = trace.set_span_in_context(span)
-        _propagator.inject(ex.upstream_headers, context=span_context)
+        inject(ex.upstream_headers, span)
         if self.t.settings.telemetry.record_content and ex.body is not None:
             span.set_attribute(n.GEN_AI_INPUT_MESSAGES, _content(ex.body))
         token = context.attach(span_context)

@@ -40,7 +40,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.exception_attributes import (
@@ -107,6 +107,9 @@ class CompactTracer(trace.Tracer):
     ) -> None:
         self.sinks = tuple(sinks)
         self.sampler = sampler
+        # The default sampler's decision needs no call: sample a root, follow a parent.
+        # (OTEL_TRACES_SAMPLER unset or parentbased_always_on gives this very object)
+        self.follows_parent = sampler is DEFAULT_ON
         self.ids = id_generator or RandomIdGenerator()
         self.max_attributes = SpanLimits().max_span_attributes  # OTEL_*ATTRIBUTE_COUNT_LIMIT
 
@@ -131,8 +134,18 @@ class CompactTracer(trace.Tracer):
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
         links = links or ()
-        result = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        flags = _SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
+        if self.follows_parent:  # what ParentBased(ALWAYS_ON).should_sample would answer
+            decision = (
+                Decision.RECORD_AND_SAMPLE
+                if parent is None or parent.trace_flags.sampled
+                else Decision.DROP
+            )
+            trace_state = None if parent is None else parent.trace_state
+        else:
+            result = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            decision, trace_state = result.decision, result.trace_state
+            attributes = result.attributes
+        flags = _SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
         if random_id:
             flags = Flags(flags | Flags.RANDOM_TRACE_ID)
         span_context = SpanContext(
@@ -140,16 +153,16 @@ class CompactTracer(trace.Tracer):
             self.ids.generate_span_id(),
             is_remote=False,
             trace_flags=flags,
-            trace_state=result.trace_state,
+            trace_state=trace_state,
         )
-        if result.decision is Decision.DROP:
+        if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
         return CompactSpan(
             name,
             span_context,
             parent=parent,
             kind=kind,
-            attributes=result.attributes,
+            attributes=attributes or {},
             max_attributes=self.max_attributes,
             links=links,
             start_ns=start_time if start_time is not None else time_ns(),

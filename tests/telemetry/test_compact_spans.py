@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Sequence
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 from opentelemetry import context, trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -20,11 +21,12 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, Sampler, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from sidecar.pipeline.telemetry import inject, parent_context
 from sidecar.telemetry.otlp_wire import WireEncoder
 from sidecar.telemetry.spans import CompactTracer, SpanRecord, readable_span
 
@@ -50,12 +52,12 @@ class CountingIds(IdGenerator):
         return True
 
 
-def script(tracer: trace.Tracer) -> list[dict[str, str]]:
-    """Every span call the sidecar makes, and the ones it might; returns the traceparents the
-    spans would send upstream."""
+def script(tracer: trace.Tracer, app: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Every span call the sidecar makes, and the ones it might, under the app's trace headers
+    ``app``; returns the traceparents the spans would send upstream."""
     clock = itertools.count(1_700_000_000_000_000_000, 1000)
     sent: list[dict[str, str]] = []
-    parent = propagator.extract({"traceparent": APP_TRACEPARENT})
+    parent = propagator.extract({"traceparent": APP_TRACEPARENT} if app is None else app)
     server = tracer.start_span(
         "POST /v1/chat/completions",
         context=parent,
@@ -112,19 +114,23 @@ def script(tracer: trace.Tracer) -> list[dict[str, str]]:
     return sent
 
 
-def run_sdk(sampler: Sampler) -> tuple[tuple[ReadableSpan, ...], list[dict[str, str]]]:
+def run_sdk(
+    sampler: Sampler, app: dict[str, str] | None = None
+) -> tuple[tuple[ReadableSpan, ...], list[dict[str, str]]]:
     spans = InMemorySpanExporter()
     provider = TracerProvider(
         sampler=sampler, resource=RESOURCE, id_generator=CountingIds(), shutdown_on_exit=False
     )
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    sent = script(provider.get_tracer(SCOPE.name, SCOPE.version))
+    sent = script(provider.get_tracer(SCOPE.name, SCOPE.version), app)
     return spans.get_finished_spans(), sent
 
 
-def run_compact(sampler: Sampler) -> tuple[list[SpanRecord], list[dict[str, str]]]:
+def run_compact(
+    sampler: Sampler, app: dict[str, str] | None = None
+) -> tuple[list[SpanRecord], list[dict[str, str]]]:
     records: list[SpanRecord] = []
-    sent = script(CompactTracer([records.append], sampler, CountingIds()))
+    sent = script(CompactTracer([records.append], sampler, CountingIds()), app)
     return records, sent
 
 
@@ -196,3 +202,51 @@ def test_the_sampler_decides_as_in_the_sdk() -> None:
     assert records == []
     assert sent == sdk_sent
     assert int(sent[0]["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0  # not sampled
+
+
+APP_HEADERS = {
+    "no trace": {},
+    "sampled": {"traceparent": APP_TRACEPARENT},
+    "not sampled": {"traceparent": APP_TRACEPARENT[:-2] + "00"},
+    "with tracestate": {"traceparent": APP_TRACEPARENT, "tracestate": "vendor=abc,other=1"},
+}
+
+
+@pytest.mark.parametrize("app", APP_HEADERS.values(), ids=APP_HEADERS.keys())
+def test_the_default_sampler_decides_as_in_the_sdk(app: dict[str, str]) -> None:
+    """The SDK's default sampler (ParentBased(ALWAYS_ON)), whose decision the tracer makes
+    without calling it: the same spans, trace state and upstream flags as the SDK's."""
+    sdk_spans, sdk_sent = run_sdk(DEFAULT_ON, app)
+    records, sent = run_compact(DEFAULT_ON, app)
+    assert CompactTracer([], DEFAULT_ON).follows_parent
+    assert [fields(span) for span in rebuilt(records, SpanLimits())] == [
+        fields(span) for span in sdk_spans
+    ]
+    assert sent == sdk_sent
+    assert len(records) == (1 if app.get("traceparent", "").endswith("-00") else 3)
+
+
+@pytest.mark.parametrize("app", APP_HEADERS.values(), ids=APP_HEADERS.keys())
+def test_the_pipeline_reads_and_writes_trace_headers_as_the_propagator(
+    app: dict[str, str],
+) -> None:
+    """``parent_context`` and ``inject`` (the request path's shortcuts) give what the W3C
+    TraceContext propagator gives, header names in any case."""
+    headers = CIMultiDictProxy(CIMultiDict({k.title(): v for k, v in app.items()}))
+    ours_parent, their_parent = parent_context(headers), propagator.extract(headers)
+    assert ours_parent.keys() == their_parent.keys()
+    assert (
+        trace.get_current_span(ours_parent).get_span_context()
+        == trace.get_current_span(their_parent).get_span_context()
+    )
+    tracer = CompactTracer([], DEFAULT_ON, CountingIds())
+    span = tracer.start_span("chat", context=parent_context(headers))
+    ours: dict[str, str] = {}
+    inject(ours, span)
+    theirs: dict[str, str] = {}
+    propagator.inject(theirs, context=trace.set_span_in_context(span))
+    assert ours == theirs
+    assert "traceparent" in ours
+    nothing: dict[str, str] = {}
+    inject(nothing, trace.INVALID_SPAN)
+    assert nothing == {}
