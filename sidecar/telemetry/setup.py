@@ -180,7 +180,9 @@ class OtelProviders:
         self.tracing = bool(sinks)
         # The sampler the SDK's tracer provider would build from OTEL_TRACES_SAMPLER(_ARG).
         sampler = _get_from_env_or_default() if sinks else ALWAYS_OFF
-        self.tracer: Tracer = CompactTracer(sinks, sampler)
+        # Spans the shipper would drop are not built, unless a span consumer in process wants them.
+        backlog = self.shipper if self.shipper is not None and len(sinks) == 1 else None
+        self.tracer: Tracer = CompactTracer(sinks, sampler, backlog=backlog)
 
         self.registry = CollectorRegistry()
         prometheus = SharedMetricReader(self.registry)

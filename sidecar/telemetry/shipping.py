@@ -9,7 +9,10 @@ loop pickles the list (~0.5 µs a span) and writes it, non-blocking, to a pipe r
 sends them with the SDK's OTLP exporter, configured by the same ``OTEL_*`` variables.
 
 Nothing here waits for the export process. When the pipe is full (the process is slow, starved
-or stuck on a dead collector) the frame is dropped and its spans counted; the export process
+or stuck on a dead collector) the frame is dropped and its spans counted, and until the pipe
+takes the rest of its last frame the tracer does not build new spans at all (``full``,
+``shed``: each counted as dropped), so a saturated sidecar stops paying for spans it cannot
+send; the export process
 counts what its own bounded queue drops and what the collector refused. Those counts are read
 from a small shared file (:class:`Counters`) and exported as ``sidecar.telemetry.dropped``.
 
@@ -128,6 +131,15 @@ class SpanShipper:
             self.flush()
         elif not self._armed:
             self._arm()
+
+    def full(self) -> bool:
+        """Whether a span recorded now would be dropped: the pipe has refused part of a frame
+        (or the export process is gone), and until it takes that, new records are dropped."""
+        return bool(self._unsent) or self._closed
+
+    def shed(self) -> None:
+        """A sampled span not recorded because :meth:`full`: counted as dropped here."""
+        self._drop(1)
 
     def _arm(self) -> None:
         try:

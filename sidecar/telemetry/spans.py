@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
@@ -88,8 +88,22 @@ _NOT_SAMPLED = Flags(Flags.DEFAULT)
 EXCEPTION_ESCAPED = "exception.escaped"  # deprecated in semconv, still set by the SDK
 
 
+def _shed(span: trace.Span, context: SpanContext) -> bool:
+    """A local, sampled parent that records nothing: one this tracer shed."""
+    return not (context.is_remote or span.is_recording()) and context.trace_flags.sampled
+
+
 def _state(trace_state: TraceState) -> StateItems:
     return tuple(trace_state.items()) if trace_state else None
+
+
+class Backlog(Protocol):
+    """The one sink spans go to, when it can tell that it would drop a span recorded now."""
+
+    def full(self) -> bool: ...
+
+    def shed(self) -> None:
+        """Count a sampled span that was not recorded as dropped."""
 
 
 class CompactTracer(trace.Tracer):
@@ -97,6 +111,11 @@ class CompactTracer(trace.Tracer):
 
     Sampled spans are handed to every ``sink`` when they end. Spans the sampler records but does
     not sample are recorded and then discarded, as the SDK's span processors discard them.
+
+    With a ``backlog`` (the only sink), a sampled span that it would drop anyway (it is full)
+    is not recorded at all, nor are the children of such a span: each is counted as dropped
+    there, and the trace context (ids, sampled flag) still goes upstream unchanged. At
+    saturation the request path then stops paying for spans that cannot be exported.
     """
 
     def __init__(
@@ -104,8 +123,10 @@ class CompactTracer(trace.Tracer):
         sinks: Sequence[RecordSink],
         sampler: Sampler,
         id_generator: IdGenerator | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
         self.sinks = tuple(sinks)
+        self.backlog = backlog
         self.sampler = sampler
         # The default sampler's decision needs no call: sample a root, follow a parent.
         # (OTEL_TRACES_SAMPLER unset or parentbased_always_on gives this very object)
@@ -125,7 +146,8 @@ class CompactTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        parent_span = trace.get_current_span(context)
+        parent: SpanContext | None = parent_span.get_span_context()
         if parent is None or not parent.is_valid:
             parent = None
             trace_id = self.ids.generate_trace_id()
@@ -156,6 +178,11 @@ class CompactTracer(trace.Tracer):
             trace_state=trace_state,
         )
         if decision is Decision.DROP:
+            return trace.NonRecordingSpan(span_context)
+        if self.backlog is not None and (
+            self.backlog.full() or (parent is not None and _shed(parent_span, parent))
+        ):
+            self.backlog.shed()
             return trace.NonRecordingSpan(span_context)
         return CompactSpan(
             name,

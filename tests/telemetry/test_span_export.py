@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,13 +18,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.telemetry import names as n
 from sidecar.telemetry.setup import OtelProviders
 from sidecar.telemetry.shipping import Setup, SpanShipper
-from sidecar.telemetry.spans import SpanRecord
+from sidecar.telemetry.spans import CompactTracer, SpanRecord
 from tests.helpers import ServerFactory
 from tests.telemetry.test_export import WAIT_S, HttpReceiver, create_sidecar, export_env
 
@@ -188,3 +192,42 @@ def test_an_export_process_that_cannot_keep_up_never_blocks_the_caller(
         os.kill(shipper.process.pid, signal.SIGCONT)
         shipper.shutdown(timeout_s=5.0)
     assert shipper.process.poll() is not None
+
+
+def test_spans_the_shipper_would_drop_are_not_built_but_counted(
+    unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the pipe refuses frames, a sampled span and its children are not recorded: each
+    is counted as dropped, and the trace context still says sampled. Once the export process
+    reads again, spans are recorded again."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{unused_tcp_port}")
+    shipper = SpanShipper(Setup({"service.name": "t"}, "", ("sidecar", "0", None)))
+    tracer = CompactTracer([shipper.add], DEFAULT_ON, backlog=shipper)
+    os.kill(shipper.process.pid, signal.SIGSTOP)
+    try:
+        padding = "x" * 8192
+        for index in range(1000):  # ~8 MB: the pipe holds 1 MB
+            shipper.add(record(index, padding))
+            if shipper.full():
+                break
+        assert shipper.full()
+        dropped = shipper.dropped
+        server = tracer.start_span("server", kind=SpanKind.SERVER)
+        with trace.use_span(server, end_on_exit=True):
+            client = tracer.start_span("client", kind=SpanKind.CLIENT)
+            client.end()
+        assert not server.is_recording()
+        assert not client.is_recording()
+        assert server.get_span_context().trace_flags.sampled
+        assert client.get_span_context().trace_id == server.get_span_context().trace_id
+        assert shipper.dropped == dropped + 2
+    finally:
+        os.kill(shipper.process.pid, signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while shipper.full() and time.monotonic() < deadline:
+            shipper.flush()  # the export process drains the pipe: the rest of the frame goes
+        assert not shipper.full()
+        assert tracer.start_span("after").is_recording()
+    finally:
+        shipper.shutdown(timeout_s=5.0)
