@@ -148,7 +148,10 @@ async def test_a_retry_hint_past_the_deadline_falls_back_instead_of_waiting(
 async def test_one_deadline_covers_every_attempt_and_fallback(
     sim: Simulator, url: str, make_sidecar: MakeSidecar
 ) -> None:
-    """A hanging upstream gets 504 TIMEOUT within the deadline plus a small margin."""
+    """A hanging upstream gets 504 TIMEOUT at the deadline, not after the attempts' own
+    timeouts: each attempt alone would wait 60 s (the provider's ``timeout_s``), and there are
+    retries and fallbacks to go. The upper bound leaves a second for a loaded machine (a 0.4 s
+    margin failed once under CI load): anything near it still proves the deadline cut in."""
     server = await make_sidecar(url, operations={"chat": {"deadline_s": 0.6}})
     started = time.monotonic()
     with pytest.raises(openai.InternalServerError) as caught:
@@ -156,7 +159,7 @@ async def test_one_deadline_covers_every_attempt_and_fallback(
     elapsed = time.monotonic() - started
     assert caught.value.status_code == 504
     assert caught.value.response.json()["error"]["code"] == "TIMEOUT"
-    assert 0.6 <= elapsed < 0.6 + 0.4
+    assert 0.6 <= elapsed < 0.6 + 1.0
 
 
 async def test_fallback_chain_order_is_what_the_upstream_sees(
