@@ -8,10 +8,12 @@ the batch settings ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048), ``OTEL_BSP_MAX_EXPORT_BAT
 and ``OTEL_BSP_SCHEDULE_DELAY`` (here 200 ms by default rather than the SDK's 5 s: smaller,
 steadier batches cost the machine the same and the collector sees spans sooner).
 
-Two threads: the main one reads frames and queues their records, dropping the oldest past the
-queue size; the exporter thread encodes batches (:mod:`~sidecar.telemetry.otlp_wire`, the
+Two threads: the main one reads frames and queues their records, waiting for room when the
+queue is full; the exporter thread encodes batches (:mod:`~sidecar.telemetry.otlp_wire`, the
 SDK's bytes at a tenth of its cost) and sends them with the SDK's OTLP exporter. A slow or dead
-collector therefore only fills this process's bounded queue, and its drops are counted. The
+collector therefore fills this process's bounded queue, then the pipe, and then the sidecar
+stops recording spans: each span lost is counted where it is lost (here, only spans the
+collector refused, or a frame larger than the whole queue; in the sidecar, the rest). The
 process runs at the lowest priority (``SCHED_IDLE``), so on a busy core the sidecar's event loop
 always wins; on a saturated one spans are dropped (and counted) rather than requests slowed.
 End of input (the sidecar closed the pipe, or died) sends what is queued and exits.
@@ -114,22 +116,28 @@ class Batcher:
         self._thread.start()
 
     def add(self, records: Sequence[SpanRecord]) -> None:
+        """Queue a frame's records, first waiting for room: while the queue is full this stops
+        reading the pipe, so the pipe fills and the sidecar stops recording spans (counting
+        each as dropped) instead of building spans only for this queue to drop them."""
         with self._wake:
             room = self.queue.maxlen or 0
+            while self.queue and len(self.queue) + len(records) > room and not self._stopping:
+                self._wake.notify_all()  # the exporter takes a batch, then wakes us
+                self._wake.wait()
             overflow = len(self.queue) + len(records) - room
-            if overflow > 0:  # the deque drops the oldest; count them
+            if overflow > 0:  # a frame larger than the whole queue: the deque drops the oldest
                 if not self.dropped:
-                    log.warning("span export queue full (collector slow or down); dropping")
+                    log.warning("span export queue smaller than a frame; dropping")
                 self.dropped += overflow
             self.queue.extend(records)
             if len(self.queue) >= self.batch_size:
-                self._wake.notify()
+                self._wake.notify_all()
         self.publish(force=overflow > 0)
 
     def stop(self, timeout_s: float) -> None:
         with self._wake:
             self._stopping = True
-            self._wake.notify()
+            self._wake.notify_all()
         self._thread.join(timeout_s)
 
     def publish(self, *, force: bool = False) -> None:
@@ -143,7 +151,9 @@ class Batcher:
             if len(self.queue) < self.batch_size and not self._stopping:
                 self._wake.wait(self.delay_s)
             count = min(self.batch_size, len(self.queue))
-            return [self.queue.popleft() for _ in range(count)]
+            batch = [self.queue.popleft() for _ in range(count)]
+            self._wake.notify_all()  # room for a reader waiting in ``add``
+            return batch
 
     def _run(self) -> None:
         while True:

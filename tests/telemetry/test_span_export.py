@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -45,6 +46,18 @@ class HeaderReceiver(HttpReceiver):
 
     async def _traces(self, request: web.Request) -> web.Response:
         self.headers.append(dict(request.headers))
+        return await super()._traces(request)
+
+
+class GatedReceiver(HttpReceiver):
+    """A collector that holds every trace export until ``release``: a stuck collector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        await asyncio.to_thread(self.gate.wait, WAIT_S)
         return await super()._traces(request)
 
 
@@ -231,3 +244,39 @@ def test_spans_the_shipper_would_drop_are_not_built_but_counted(
         assert tracer.start_span("after").is_recording()
     finally:
         shipper.shutdown(timeout_s=5.0)
+
+
+def test_a_stuck_collector_backs_up_into_the_sidecar_and_every_span_is_accounted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The collector holds its first export: the export process's queue fills, it stops
+    reading, the pipe fills, and the sidecar drops (and counts) what is added meanwhile; the
+    export process itself drops nothing. Once the collector answers, what was queued and piped
+    is exported, and exported + dropped is every span added."""
+    receiver = GatedReceiver()
+    receiver.start()
+    try:
+        export_env(
+            monkeypatch, receiver.endpoint, "http/protobuf",
+            OTEL_BSP_MAX_QUEUE_SIZE="64", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="32",
+        )  # fmt: skip
+        shipper = SpanShipper(Setup({"service.name": "t"}, "", ("sidecar", "0", None)))
+        padding, added = "x" * 8192, 0
+        for index in range(2000):  # 16 MB against 64 queued spans and a 1 MB pipe
+            shipper.add(record(index, padding))
+            added += 1
+            if shipper.dropped >= 100:
+                break
+        exported, queue_dropped, failed = shipper.counters.read()
+        assert (exported, queue_dropped, failed) == (0, 0, 0)  # nothing lost in the process
+        assert shipper.dropped >= 100
+        receiver.gate.set()
+        shipper.shutdown(timeout_s=WAIT_S)
+        exported, dropped, failed = shipper.totals()
+        assert failed == 0
+        assert dropped == shipper.dropped
+        assert exported + dropped == added
+        assert len(receiver.received.spans()) == exported
+    finally:
+        receiver.gate.set()
+        receiver.stop()
