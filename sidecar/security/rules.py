@@ -22,7 +22,7 @@ class Rule:
     also: frozenset[str] = frozenset()  # ... and, if given, one of these too
     scripts: tuple[str, ...] = ()  # for other scripts: substrings instead of trigger words
     literals: tuple[str, ...] = ()  # ... and, if given, one of these substrings
-    alone: bool = True  # False: counts only beside another matching rule of its family
+    quorum: int = 1  # counts only when this many of its family's rules match (itself included)
 
     def applies(self, lowered: str, words: set[str], other_scripts: bool) -> bool:
         """Whether the text holds this rule's triggers (cheap), so its pattern is worth running."""
@@ -44,7 +44,7 @@ def _rule(
     also: str = "",
     scripts: str = "",
     literals: str = "",
-    alone: bool = True,
+    quorum: int = 1,
 ) -> Rule:
     return Rule(
         technique,
@@ -54,7 +54,7 @@ def _rule(
         frozenset(also.split()),
         tuple(scripts.split()),
         tuple(literals.split()),
-        alone,
+        quorum,
     )
 
 
@@ -362,7 +362,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:for|with) (?:purely |strictly |solely |only )?(?:educational|research|fictional|"
         r"hypothetical|academic) (?:and (?:research|educational) )?purposes"
         r"|(?:entirely|purely|completely|strictly) (?:hypothetical(?:ly)?|fictional(?:ly)?)",
-        alone=False,  # "for educational purposes" alone is an everyday phrase
+        quorum=2,  # "for educational purposes" alone is an everyday phrase
     ),
     _rule(
         "persona_jailbreak",
@@ -406,8 +406,8 @@ RULES: tuple[Rule, ...] = (
         r"give me|reveal|provide|confirm|share|disable|override)",
     ),
     # -- a harmful request in a persona and a disclaimer (PAIR-style) ---------------------------
-    # Each part is common alone (a writer persona, "for research purposes", a question about
-    # scams), so each counts only beside another: two of the three make a finding.
+    # Each part is common alone, and so is any two ("You are a novelist. Write a mystery about
+    # a murder": a persona and a harm word), so a part counts only beside two others.
     _rule(  # the pretext: research, fiction, a simulation, "I know this is illegal, but"
         "harmful_pretext",
         0.3,
@@ -435,7 +435,7 @@ RULES: tuple[Rule, ...] = (
         r"|(?:never|not) (?:to be|going to be|meant to be|intended to be) (?:used|acted upon|"
         r"carried out)|with (?:the company's|their|full) permission"
         r"|legitimate (?:penetration test|purpose|research)",
-        alone=False,
+        quorum=3,
     ),
     _rule(  # the request moved to the past or the future ("how did people ... in the past?")
         "harmful_pretext",
@@ -445,7 +445,7 @@ RULES: tuple[Rule, ...] = (
         r"will|would|might|could|do|does) .{10,300}?(?:in the (?:past|future|coming (?:years|"
         r"decades))|historically|in (?:the )?\d{4}s)\s*\??\s*$",
         also="how",
-        alone=False,
+        quorum=3,
     ),
     _rule(  # a harmless-looking task as the carrier: translate, paraphrase the sentence
         "harmful_pretext",
@@ -453,7 +453,7 @@ RULES: tuple[Rule, ...] = (
         "translate paraphrase rephrase rewrite",
         r"(?:translate|paraphrase|rephrase|rewrite) (?:the following|this|the above|each|these)"
         r"(?: \w+)? (?:sentences?|texts?|paragraphs?|statements?|lines?)\b",
-        alone=False,
+        quorum=3,
     ),
     _rule(  # the persona the request is put in the mouth of
         "harmful_pretext",
@@ -463,7 +463,7 @@ RULES: tuple[Rule, ...] = (
         rf"|(?:^|[.!?]\s+)you are (?:a|an) (?:\w+ ){{0,3}}?(?:{_PERSONAS.replace(' ', '|')})\b"
         r"|(?:^|[.!?]\s+)as (?:a|an) (?:\w+ ){0,3}?(?:writer|novelist|author|screenwriter|"
         r"historian|researcher|character|journalist)\b",
-        alone=False,
+        quorum=3,
     ),
     _rule(  # what is asked for: harm, by the usual categories of a content policy
         "harmful_pretext",
@@ -496,7 +496,7 @@ RULES: tuple[Rule, ...] = (
         r"|(?:toxic|negative|discriminatory|offensive|hateful|racist|sexist|derogatory|insulting|"
         r"demeaning) (?:sentence|statement|joke|comment|remark|tweet|post|paragraph|message)s? "
         r"(?:about|against|on|targeting)\b",
-        alone=False,
+        quorum=3,
     ),
     # -- system-prompt extraction ---------------------------------------------------------------
     _rule(

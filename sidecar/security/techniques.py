@@ -23,9 +23,10 @@ at instructions, a role tag, a URL carrying a placeholder), not phrases from any
     obfuscation            smuggled or encoded text (from normalisation's signals), requests
                            to decode and act on a payload
     adversarial_suffix     optimiser-generated gibberish after a request (GCG-style)
-    harmful_pretext        a harmful request put in a persona's mouth or behind a disclaimer
-                           ("for research purposes", "in a fictional world"), PAIR-style: two
-                           of pretext, persona and harm words (none counts alone)
+    harmful_pretext        a harmful request put in a persona's mouth and behind a disclaimer
+                           ("for research purposes", "in a fictional world"), PAIR-style: three
+                           of pretext, persona, tense shift, carrier task and harm words (any
+                           one or two are everyday: "You are a novelist. Write a murder mystery")
 
 The rules themselves are a table in ``rules.py``. Speed: a rule's regex runs only when one of
 its trigger words occurs in the text. The words come from the tokenisation shared with the
@@ -109,19 +110,19 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
     lowered = tokens.lowered
     words = words_of(tokens)
     misses: dict[str, float] = {}  # family -> product of (1 - weight)
-    company: dict[str, list[Rule]] = {}  # woken rules that count only beside another
+    matched: dict[str, int] = {}  # family -> rules of it that count alone and matched
+    company: dict[str, list[Rule]] = {}  # woken rules that need others of their family
     for number in candidates(words, norm.other_scripts):
         rule = RULES[number]
         if not rule.applies(lowered, words, norm.other_scripts):
             continue
-        if not rule.alone:
+        if rule.quorum > 1:
             company.setdefault(rule.technique, []).append(rule)
         elif rule.pattern.search(lowered):
             misses[rule.technique] = misses.get(rule.technique, 1.0) * (1.0 - rule.weight)
+            matched[rule.technique] = matched.get(rule.technique, 0) + 1
     for family, rules in company.items():
-        # a lone woken rule cannot count unless its family matched already: skip its regex
-        if len(rules) > 1 or family in misses:
-            _corroborate(lowered, family, rules, misses)
+        _corroborate(lowered, family, rules, matched.get(family, 0), misses)
     for signal, count in norm.signals.items():  # usually none
         for least, weight, technique in _SIGNALS.get(signal, ()):
             if count >= least:
@@ -135,12 +136,17 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
     return {family: round(1.0 - miss, 4) for family, miss in misses.items()}
 
 
-def _corroborate(lowered: str, family: str, rules: list[Rule], misses: dict[str, float]) -> None:
-    """Add the rules that match, if together with the family's other matches they are two."""
-    weights = [rule.weight for rule in rules if rule.pattern.search(lowered)]
-    if len(weights) > 1 or (weights and family in misses):
-        for weight in weights:
-            misses[family] = misses.get(family, 1.0) * (1.0 - weight)
+def _corroborate(
+    lowered: str, family: str, rules: list[Rule], matched: int, misses: dict[str, float]
+) -> None:
+    """Add the woken rules that need company, where enough of their family match: their
+    regexes run only if enough of them were woken for any to reach its quorum."""
+    if matched + len(rules) < min(rule.quorum for rule in rules):
+        return
+    found = [rule for rule in rules if rule.pattern.search(lowered)]
+    for rule in found:
+        if matched + len(found) >= rule.quorum:
+            misses[family] = misses.get(family, 1.0) * (1.0 - rule.weight)
 
 
 def combined(families: Mapping[str, float]) -> float:
