@@ -26,8 +26,10 @@ Sections:
    (``bench.harness.open_loop``: no coordinated omission, latency counted from the scheduled
    start). Per mode, over all rounds: p50/p95/p99 (ms), added = on - off, the generator's lag,
    the sidecar's event-loop lag p99, CPU per request (µs, the sidecar and every process it
-   started, from /proc), spans the sink received per second and spans lost (expected 2 per
-   request - received, and the sidecar's own ``sidecar_telemetry_dropped_total`` where it has one).
+   started, from /proc), spans the sink received per second, spans lost (expected 2 per
+   request - received) and what the sidecar counted as dropped over the same section (the
+   increase of its ``sidecar_telemetry_dropped_total``): the two agree when every loss is
+   counted.
 2. Max throughput: closed loop at ``--concurrency`` (64) for ``--throughput-duration`` s per mode
    (``bench.harness.load.throughput_run``), with the same span accounting.
 
