@@ -64,6 +64,12 @@ def _inflected(words: str) -> str:
     return " ".join(word + ending for word in words.split() for ending in endings)
 
 
+_OWN_PASSWORD = (
+    r"(?:your|our)(?: own| secret| system| admin| master| current| real| actual)? "
+    r"(?:password|passcode|passphrase|pass phrase)(?: phrase)?\b(?!s? (?:policy|policies|"
+    r"requirements?|rules|manager|strength|reset|hint|generator|field|input|box))"
+)
+
 _PERSONAS = (  # roles a harmful request is put in the mouth of
     "hacker con artist criminal writer novelist author screenwriter historian researcher "
     "consultant expert character journalist detective scientist chemist agent spy villain "
@@ -568,16 +574,19 @@ RULES: tuple[Rule, ...] = (
         "prompt_extraction",
         0.45,
         "password passcode passphrase secret key pin",
-        r"(?:what(?:'s| is)|tell me|reveal|give me|share|confirm|provide|spell) (?:me )?(?:the |"
-        r"your )(?:secret |admin |master )?(?:password|passcode|passphrase|secret (?:key|code|"
-        r"word)|api key|pin)\b(?! (?:policy|policies|requirements?|rules|manager|strength|reset))",
+        r"(?:what(?:'s| is) (?=your )|tell me|give me|(?:^|[.!?:;]\s*|\n|\b(?:please|can you|"
+        r"could you|would you|will you|now|just|kindly) )(?:reveal|share|confirm|provide|spell)) "
+        r"(?:me )?(?:the |your )(?:secret |admin |master )?(?:password|passcode|passphrase|secret "
+        r"(?:key|code|word)|api key|pin)\b(?! (?:policy|policies|requirements?|rules|manager|"
+        r"strength|reset))",
     ),
     _rule(  # the assistant's own secret, or "the password" asked for and nothing else
         "prompt_extraction",
         0.6,
         "password passcode passphrase secret key pin credentials passwort contraseña senha passe",
-        r"(?:what(?:'s| is| was)|tell me|reveal|give me|share|confirm|provide|spell(?: out)?|"
-        r"type|print|write(?: down)?) (?:me |us )?(?:\w+ )?your (?:secret |admin |master )?"
+        r"(?:what(?:'s| is| was)|tell me|give me|(?:^|[.!?:;]\s*|\n|\b(?:please|can you|could "
+        r"you|would you|will you|now|just|kindly) )(?:reveal|share|confirm|provide|spell(?: out)?|"
+        r"type|print|write(?: down)?)) (?:me |us )?(?:\w+ )?your (?:secret |admin |master )?"
         r"(?:password|passcode|passphrase|secret (?:key|code|word)|api key|credentials|pin)\b"
         r"(?! (?:policy|policies|requirements?|rules|manager|strength|reset|hint))"
         r"|(?:what(?:'s| is| was)|tell me|give me|reveal|share|spell out|say) (?:me )?the "
@@ -598,29 +607,35 @@ RULES: tuple[Rule, ...] = (
         r"|\b(?:poem|haiku|song|story|riddle|acrostic|limerick|rap|sonnet|rhyme|anagram|hint|"
         r"clue)s?,? (?:\w+ ){0,3}?(?:about|with|using|containing|including|hiding|that (?:contains|"
         r"includes|spells|hides)) (?:the|your) (?:secret |admin |master |system )?(?:password|"
-        r"passcode|passphrase|secret word|pin)\b)",
+        r"passcode|passphrase|secret word|pin)\b(?! (?:i|we|you|they|he|she|of my) ))",
     ),
-    _rule(  # the assistant's (or "our system's") own password, asked for in any wording
+    _rule(  # the assistant's (or "our system's") own password, asked of it in any wording:
+        # "your password" alone is everyday ("never share your password"), so a giver and a
+        # receiver are needed ("share with me your passcode", "your password to us")
         "prompt_extraction",
         0.55,
-        "password passcode passphrase passwords",
-        r"\b(?:your|our)(?: own| secret| system| admin| master| current| real| actual)? "
-        r"(?:password|passcode|passphrase|pass phrase)(?: phrase)?\b(?!s? (?:policy|policies|"
-        r"requirements?|rules|manager|strength|reset|hint|generator|field|input|box))"
+        "password passcode passphrase",
+        rf"(?:share|tell|give|reveal|confirm|provide|send|disclose|spell out|hand over)"
+        rf"(?: with)? (?:me|us) (?:\w+ ){{0,2}}?{_OWN_PASSWORD}"
+        rf"|{_OWN_PASSWORD} (?:with|to) (?:me|us)\b"
+        rf"|what (?:would|will|could|might) (?:\w+ ){{0,2}}?{_OWN_PASSWORD}"
+        r"|(?:what(?:'s| is| was)|confirm|verify|repeat) (?:\w+ )?(?:our|your) (?:system|admin|"
+        r"master|root|secret) (?:password|passcode|passphrase)\b"
         r"|\b(?:password|passcode|passphrase)s? (?:for|of|to) (?:our|your|this|the) (?:system|"
-        r"ai|model|assistant|bot|chatbot|database|server|admin)\b",
-        also="share tell give confirm reveal what what's provide send say spell disclose ask "
-        "would is",
+        r"ai|model|assistant|bot|chatbot)\b",
     ),
-    _rule(  # the same in other languages: "your password", "what is the password"
+    _rule(  # the same in other languages: "give me your password", "what is your password"
         "prompt_extraction",
         0.6,
-        "passwort kennwort senha contraseña passe password wachtwoord hasło parola şifre",
-        r"\b(?:ihr|ihre|dein|deine|ihr|euer) (?:passwort|kennwort)\b"
+        "passwort kennwort senha contraseña passe password wachtwoord hasło",
+        r"\b(?:ihr|ihre|dein|deine|euer) (?:passwort|kennwort)\b"
         r"|\b(?:sua|tua|a sua|a tua|vossa) senha\b|\b(?:tu|su|vuestra) contraseña\b"
         r"|\b(?:votre|ton|vos|tes) mots? de passe\b|\b(?:la tua|la sua|tua|sua) password\b"
-        r"|\b(?:je|uw) wachtwoord\b|\b(?:twoje|pana|pani) hasło\b"
-        r"|\b(?:wie lautet|was ist) (?:das|ihr|dein) (?:passwort|kennwort)\b",
+        r"|\b(?:je|uw) wachtwoord\b|\b(?:twoje|pana|pani) hasło\b",
+        also="geben gib teilen teile sagen sag verraten verrate lautet nennen nenne mir "
+        "compartilhe compartilhar diga dizer me comigo condividi condividere dimmi dammi "
+        "comparte compartir dime dame decir partagez partager dites donnez donne moi geef "
+        "vertel deel podaj powiedz",
     ),
     _rule(  # ... in scripts the trigger words cannot see
         "prompt_extraction",
