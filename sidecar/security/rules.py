@@ -167,6 +167,24 @@ RULES: tuple[Rule, ...] = (
         r"|your (?:new|real|actual|true) (?:instructions?|task|goal|objective|purpose|role|"
         r"directive) (?:is|are|will be)",
     ),
+    _rule(  # "forget everything (you learned / before)" in other languages
+        "instruction_override",
+        0.6,
+        "vergiss vergessen oublie oubliez olvida olvide dimentica esqueça esqueca",
+        r"(?:vergiss|vergessen sie) (?:einfach )?alles\b.{0,60}?(?:bisher|zuvor|davor|vorher|"
+        r"gelernt|oben|anweisung|regeln)|oubliez? tout\b.{0,60}?(?:avant|pr[ée]c[ée]demment|appris|"
+        r"instructions|r[èe]gles)|olvid[ae] todo\b.{0,60}?(?:antes|anterior|aprendido|"
+        r"instrucciones|reglas)|dimentica tutto\b.{0,60}?(?:prima|precedente|imparato|istruzioni|"
+        r"regole)|esque[çc]a tudo\b.{0,60}?(?:antes|anterior|aprendeu|instru[çc]|regras)",
+    ),
+    _rule(  # the task switched after praise: "Well done. That is enough. Now your new task"
+        "instruction_override",
+        0.6,
+        "enough done job now focus",
+        r"(?:that(?:'s| is) enough|well done|good job|great job)[.!,]*\s+(?:now|next)\b"
+        r"|now (?:please )?(?:help me with|focus on|do|perform|complete|turn to) (?:the following|"
+        r"your new|a new|this new|my new) (?:task|assignment|job|mission)",
+    ),
     _rule(
         "instruction_override",
         0.65,
@@ -409,7 +427,14 @@ RULES: tuple[Rule, ...] = (
         r"|(?:as|i am|i'm) (?:your|the) (?:boss|administrator|admin|developer|creator|owner|"
         r"supervisor|manager|ceo|system administrator|programmer|engineer at (?:openai|"
         r"anthropic|google))\b.{0,120}?(?:i need|i order|i command|i authori[sz]e|you must|tell me|"
-        r"give me|reveal|provide|confirm|share|disable|override)",
+        r"give me|reveal|provide|confirm|share|disable|override|print|show|output)",
+    ),
+    _rule(  # a jailbreak template's hinge: "now that the warning is out of the way, let's ..."
+        "persona_jailbreak",
+        0.6,
+        "let's let break bend warning disclaimer",
+        r"(?:let's|let us) (?:break|bend|ignore) (?:the|all the|all|some) rules"
+        r"|(?:warning|disclaimer|lecture)s? out of the way",
     ),
     # -- a harmful request in a persona and a disclaimer (PAIR-style) ---------------------------
     # Each part is common alone, and so is any two ("You are a novelist. Write a mystery about
@@ -575,7 +600,8 @@ RULES: tuple[Rule, ...] = (
         0.45,
         "password passcode passphrase secret key pin",
         r"(?:what(?:'s| is) (?=your )|tell me|give me|(?:^|[.!?:;]\s*|\n|\b(?:please|can you|"
-        r"could you|would you|will you|now|just|kindly) )(?:reveal|share|confirm|provide|spell)) "
+        r"could you|would you|will you|now|just|kindly) )(?:reveal|share|confirm|provide|spell|"
+        r"print|show|output|display|type|say)) "
         r"(?:me )?(?:the |your )(?:secret |admin |master )?(?:password|passcode|passphrase|secret "
         r"(?:key|code|word)|api key|pin)\b(?! (?:policy|policies|requirements?|rules|manager|"
         r"strength|reset))",
@@ -623,6 +649,28 @@ RULES: tuple[Rule, ...] = (
         r"master|root|secret) (?:password|passcode|passphrase)\b"
         r"|\b(?:password|passcode|passphrase)s? (?:for|of|to) (?:our|your|this|the) (?:system|"
         r"ai|model|assistant|bot|chatbot)\b",
+    ),
+    _rule(  # the secret's properties, one question at a time: its letters, length, first letter
+        "prompt_extraction",
+        0.55,
+        "letter letters character characters long length first last",
+        r"(?:what|which|how many) (?:letters?|characters?|digits?) (?:\w+ ){0,2}?(?:the|your) "
+        r"(?:secret |admin )?(?:password|passphrase|passcode|secret word)\b"
+        r"|(?:first|last|second|third|next) (?:letter|character|digit)s? of (?:the|your) (?:secret "
+        r"|admin )?(?:password|passphrase|passcode|secret word)\b"
+        r"|how long is (?:the|your) (?:secret |admin )?(?:password|passphrase|secret word)\b",
+    ),
+    _rule(  # "your system prompt" in other languages
+        "prompt_extraction",
+        0.6,
+        "dein deine deinen deinem ihr ihre ihren ihrem ton votre tu su seu teu tuo tua",
+        r"\b(?:dein|deine|deinen|deinem|ihr|ihre|ihren|ihrem) (?:system-?prompt|systemnachricht|"
+        r"(?:ursprünglichen |geheimen )?(?:anweisungen|instruktionen))\b"
+        r"|\b(?:ton|votre) (?:prompt|invite) (?:syst[eè]me|initial)|\b(?:tu|su) prompt (?:del "
+        r"sistema|inicial)|\b(?:seu|teu) prompt (?:do sistema|inicial)|\b(?:il tuo|tuo) prompt "
+        r"(?:di sistema|iniziale)",
+        also="was wie gib zeige zeig sag nenne wiederhole quel quelle montre affiche donne dis "
+        "cuál cual muestra dime repite qual mostre diga repita mostra dimmi ripeti",
     ),
     _rule(  # the same in other languages: "give me your password", "what is your password"
         "prompt_extraction",
