@@ -15,9 +15,9 @@ Nothing here waits for the export process. When the pipe is full (the process is
 or stuck on a dead collector) the frame is dropped and its spans counted, and until the pipe
 takes the rest of its last frame the tracer does not build new spans at all (``full``,
 ``shed``: each counted as dropped), so a saturated sidecar stops paying for spans it cannot
-send; the export process
-counts what its own bounded queue drops and what the collector refused. Those counts are read
-from a small shared file (:class:`Counters`) and exported as ``sidecar.telemetry.dropped``.
+send. The export process counts what the collector refused (and a frame larger than its whole
+queue, the one thing it drops); those counts are read from a small shared file
+(:class:`Counters`). Both sides' counts are exported as ``sidecar.telemetry.dropped``.
 
 Frame: a 4-byte little-endian length, then a pickle. The first frame is the :class:`Setup`;
 every other one a list of :data:`~sidecar.telemetry.spans.SpanRecord`.
