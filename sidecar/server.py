@@ -22,7 +22,7 @@ from sidecar.exchange import Exchange, Reply
 from sidecar.inbound import request_id_for, shown, upstream_path
 from sidecar.jobs import JobService, JobWorkers
 from sidecar.pipeline import Pipeline, build_pipeline
-from sidecar.pipeline.body import BodyLimit, BodyUnreadable
+from sidecar.pipeline.body import BodyLimit, BodyUnreadable, parse_object
 from sidecar.pipeline.identity import is_valid_model
 from sidecar.pipeline.ratelimit import user_status
 from sidecar.runtime import Overrides, Runtime
@@ -209,14 +209,7 @@ async def usage(request: web.Request) -> web.StreamResponse:
 
 async def job_submit(request: web.Request) -> web.StreamResponse:
     """Enqueue ``{path, body, priority, scheduled_for?, user?}``: 202 with the job's id."""
-    try:
-        payload = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise SidecarError(
-            ErrorCode.INVALID_INPUT,
-            f"POST /sidecar/jobs needs a JSON object: {exc}.",
-            reason="malformed_json",
-        ) from None
+    payload = parse_object(await request.read())
     user = request.headers.get("X-Sidecar-User") or None
     job_id, state = await request.app[JOBS].submit(payload, user=user)
     return web.json_response(

@@ -41,7 +41,7 @@ class ReadBody:
                 reason="unreadable_body",
             ) from None
         if ex.raw_body and is_json(ex.headers.get("Content-Type")):
-            ex.body = _parse_object(ex.raw_body)
+            ex.body = parse_object(ex.raw_body)
         return await call_next(ex)
 
 
@@ -53,7 +53,8 @@ def is_json(content_type: str | None) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
-def _parse_object(raw: bytes) -> dict[str, Any]:
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or 400 ``INVALID_INPUT`` (``malformed_json``)."""
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
