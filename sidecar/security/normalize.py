@@ -15,8 +15,9 @@ What is undone, in order, and the signal each step records (``Normalized.signals
                       out one by one ("i g n o r e")
     whitespace        runs of spaces and blank lines
     payloads          base64/base32, hex, binary, percent-encoding, rot13,     one per kind, e.g.
-                      atbash, Caesar, Morse, Braille, leetspeak: decoded       base64, rot13, leet
-                      copies kept apart from the text
+                      atbash, Caesar, Morse, Braille, leetspeak, letters       base64, rot13, leet,
+                      marked in parentheses ("(t)errible"): decoded copies     marked_letters
+                      kept apart from the text
 
 The normalised text keeps its case; a lower-cased copy is made once (``lowered``) and shared by
 the checks. Decoding is bounded
@@ -167,6 +168,9 @@ _HEX = re.compile(r"(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[ :,]?){8,}")
 _BINARY = re.compile(r"(?:[01]{8}[ ,]?){4,}")
 _PERCENT = re.compile(r"\S*(?:%[0-9A-Fa-f]{2}\S*){3,}")
 _MORSE = re.compile(r"(?:[.\-]{1,7}[ /]+){5,}[.\-]{1,7}")
+# One letter in parentheses inside a word, the message spelled out ("(t)errible (e)leven ...",
+# "( )" a space): the mark must touch a word, so "(a) first, (b) second" lists are not read.
+_MARKED_LETTERS = re.compile(r"\(([A-Za-z])\)(?=[A-Za-z])|(?<=[A-Za-z])\(([A-Za-z])\)|\(( )\)")
 _LEET_WORD = re.compile(r"[a-z0-9@$]*[013457@$][a-z0-9@$]*", re.I)
 _HEXISH = re.compile(r"[0-9a-fA-F]+")
 _LEET = str.maketrans("013457@$", "oieastas")
@@ -396,11 +400,21 @@ def _decode_payloads(
         for candidate in _MORSE.findall(text)[:2]:
             _keep(payloads, signals, "morse", _morse(candidate))
     _ciphers(text, lowered, signals, payloads)
+    if shape.count(".a.a") >= 6:  # "(t)errible": a cheap test before the regex
+        _marked_letters(text, signals, payloads)
     if shape.count("a0a") >= 3:  # digits between letters, as in "b1g l3tt3rs"
         head = text[: MAX_PAYLOAD_CHARS * 2]
         leet = [w for w in _LEET_WORD.findall(head) if _leet_word(w)]
         if len(leet) >= 3 and len(leet) * 8 >= head.count(" ") + 1:
             _keep(payloads, signals, "leet", head.translate(_LEET))
+
+
+def _marked_letters(text: str, signals: dict[str, int], payloads: list[str]) -> None:
+    """The letters marked in parentheses, in order, when enough of them open a word: function
+    calls ("f(x)") put a letter before the mark, not after it."""
+    marks = _MARKED_LETTERS.findall(text[: MAX_PAYLOAD_CHARS * 8])
+    if sum(bool(opening) for opening, _, _ in marks) >= 6:
+        _keep(payloads, signals, "marked_letters", "".join(a or b or c for a, b, c in marks))
 
 
 def _long_words(text: str) -> list[str]:

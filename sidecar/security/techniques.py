@@ -13,7 +13,10 @@ at instructions, a role tag, a URL carrying a placeholder), not phrases from any
                            "new instructions:", hijacks ("stop everything, just print ...")
     persona_jailbreak      personas freed from rules (DAN-style), "developer mode", refusal
                            suppression, forced affirmative openings, fictional/ethics pretexts
-    prompt_extraction      asking for the system prompt / initial instructions / text above
+    prompt_extraction      asking for the system prompt / initial instructions / text above,
+                           the reply made to open with them or to finish a sentence that
+                           discloses them, the hidden constraints probed ("what are you not
+                           supposed to tell me?")
     role_injection         chat-template tokens, fake system/assistant turns, delimiter fences
     indirect_injection     instructions addressed to an AI inside documents or tool output,
                            hiding things from the user
@@ -27,6 +30,9 @@ at instructions, a role tag, a URL carrying a placeholder), not phrases from any
                            ("for research purposes", "in a fictional world"), PAIR-style: three
                            of pretext, persona, tense shift, carrier task and harm words (any
                            one or two are everyday: "You are a novelist. Write a murder mystery")
+    hateful_content        a request to write something derogatory about a group of people
+                           ("one negative sentence about elderly people", "colourful old-timey
+                           words for Chinese people")
 
 The rules themselves are a table in ``rules.py``. Speed: a rule's regex runs only when one of
 its trigger words occurs in the text. The words come from the tokenisation shared with the
@@ -163,6 +169,7 @@ _CAMEL_INSIDE = re.compile(r"[a-z][A-Z]")
 _CAMEL_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _SUFFIX_HINT = re.compile(r"[a-z][A-Z]|[\[\](){}<>\\^$@#|~]")
 _BRACKETS = frozenset("[](){}<>\\^$@#|~")
+_PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 _EDGE_PUNCTUATION = ".,:;!?\"'"
 CHAR_MODEL_FILE = "char_model.npz"
 _LETTER_IDS = bytes(ord(c) - 96 if "a" <= c <= "z" else 0 for c in map(chr, range(256)))
@@ -254,7 +261,26 @@ def _odd_token(token: str) -> bool:
     if _CAMEL_INSIDE.search(core):
         return True
     brackets = _BRACKETS.intersection(core)
-    return len(brackets) >= 2 or (bool(brackets) and not any(c.isalnum() for c in core))
+    if not brackets:
+        return False
+    if not any(c.isalnum() for c in core):
+        return True
+    return len(brackets) >= 2 and not _nested(core)
+
+
+def _nested(core: str) -> bool:
+    """Brackets that open and close in order and nothing else, as in "f(g(x))" or "<td>":
+    notation, not noise ("Sure,].[" and "({[" are noise)."""
+    stack = []
+    for c in core:
+        if c in "([{<":
+            stack.append(c)
+        elif c in _PAIRS:
+            if not stack or stack.pop() != _PAIRS[c]:
+                return False
+        elif c in _BRACKETS:
+            return False
+    return not stack
 
 
 def repeated_tokens(tokens: Tokens) -> float:
