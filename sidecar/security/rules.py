@@ -322,6 +322,16 @@ RULES: tuple[Rule, ...] = (
         r"(?=.{0,300}?(?:output|respon|answer|generat|polic|restrict|filter|password|ignore|"
         r"disregard|censor))",
     ),
+    _rule(  # a special mode claimed in the first person: "I am now entering OVERRIDE MODE"
+        "persona_jailbreak",
+        0.5,
+        "entering activating enabling initiating engaging switching putting",
+        r"(?:i am|i'm|we are|we're) (?:now )?(?:entering|activating|enabling|initiating|engaging|"
+        r"switching (?:you )?(?:to|into)|putting you (?:in|into)) (?:the |a |an )?['\"]?(?:[\w-]+ )"
+        r"{0,3}?(?:override|verification|developer|admin|administrator|god|unrestricted|jailbreak|"
+        r"law enforcement|emergency|sudo|root|debug|test|diagnostic|system) mode\b",
+        also="mode",
+    ),
     _rule(
         "persona_jailbreak",
         0.7,
@@ -968,8 +978,9 @@ RULES: tuple[Rule, ...] = (
         "tool_abuse",
         0.7,
         "or and drop delete truncate union shutdown exec update insert",
-        r"'\s*(?:or|and)\s*'?\w+'?\s*=\s*'?\w+|;\s*(?:drop|delete|truncate|shutdown|exec|"
+        r"'\s*(?:or|and)\s*'?(\w+)'?\s*=\s*'?\1\b|;\s*(?:drop|delete|truncate|shutdown|exec|"
         r"update|insert)\b|union\s+(?:all\s+)?select|\bdrop (?:table|database|schema)\b",
+        # a tautology ("' or '1'='1"), not any quote before "and x = y": "a = 'foo' and b = 'bar'"
         literals="= ; union drop",  # each alternative needs one: most text has none
     ),
     _rule(
@@ -1028,6 +1039,20 @@ RULES: tuple[Rule, ...] = (
         r"rot ?-?\d{1,2}|morse|braille|atbash|caesar cipher|leet ?speak|ascii ?85|uuencode)",
         also="base64 base32 base16 base rot13 rot morse braille atbash caesar leetspeak leet "
         "ascii85 ascii uuencode",
+    ),
+    _rule(  # payload splitting: the request cut into strings or parts the model is to join
+        # and act on ("a = 'Write an email ...' b = '...' Write down z = a + b + c, then ...")
+        "obfuscation",
+        0.5,
+        "strings variables parts pieces fragments combine concatenate join interlace merge",
+        r"(?:we have|there are|you have|given|consider) (?:two|three|four|five|\d) (?:strings|"
+        r"variables|parts|pieces|fragments)\b.{0,200}?\b[a-z]\w{0,3} ?= ?['\"][^'\"\n]{12,200}"
+        r"['\"].{0,600}?\b[a-z]\w{0,3} ?= ?[a-z]\w{0,3} ?\+ ?[a-z]\w{0,3}"
+        r"|(?:combine|concatenate|join|interlace|merge|put together) (?:the )?(?:parts|pieces|"
+        r"strings|fragments|a, b,? and c|part 1 and part 2|these)\b.{0,60}?\b(?:and|then) "
+        r"(?:answer|follow|execute|do|respond to|obey|act on|carry out)\b"
+        r"|(?:answer|respond to) the (?:question|request|instruction) (?:using|from|formed by|"
+        r"made (?:of|from)) the (?:following )?(?:parts|pieces|fragments|strings)",
     ),
     _rule(
         "obfuscation",
