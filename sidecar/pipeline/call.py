@@ -57,13 +57,20 @@ def request_headers(ex: Exchange, provider: Provider) -> dict[str, str]:
     }
     if api_key := provider.api_key():
         headers["authorization"] = f"Bearer {api_key}"
-    elif (
-        provider.forward_client_key and (client_auth := ex.headers.get("Authorization")) is not None
-    ):
-        headers["authorization"] = client_auth
+    elif sends_client_key(ex, provider):
+        headers["authorization"] = ex.headers["Authorization"]
     headers["x-request-id"] = ex.request_id
     headers.update(ex.upstream_headers)  # our traceparent replaces the app's: one parent
     return headers
+
+
+def sends_client_key(ex: Exchange, provider: Provider) -> bool:
+    """Whether the upstream call carries the app's own key rather than the sidecar's."""
+    return (
+        provider.forward_client_key
+        and not provider.api_key()
+        and ex.headers.get("Authorization") is not None
+    )
 
 
 def response_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -98,7 +105,13 @@ class UpstreamCall:
         if response.status >= 400 and model_call:
             body = await response.read()
             ex.upstream_s += time.perf_counter() - sent
-            raise classify_response(response.status, body, response.headers, ex.provider_name)
+            raise classify_response(
+                response.status,
+                body,
+                response.headers,
+                ex.provider_name,
+                client_key=sends_client_key(ex, provider),
+            )
         headers = response_headers(response.headers)
         ex.upstream_s += time.perf_counter() - sent
         if ex.stream and response.headers.get("Content-Type", "").startswith("text/event-stream"):

@@ -108,7 +108,10 @@ class Resilience:
             if index > 0:  # only reached when the requested model failed: the chain is lazy
                 self._switch(ex, target, failure)
             breaker = self.breakers.get(*target.key)
-            if self.breakers.provider_resting(target.provider) or not breaker.allow():
+            if self.breakers.provider_resting(target.provider):
+                failure = failure or self._resting(target.provider)
+                continue
+            if not breaker.allow():
                 failure = failure or _circuit_open(ex, breaker)
                 continue
             try:
@@ -248,6 +251,17 @@ class Resilience:
             source,
             code,
             target.label,
+        )
+
+    def _resting(self, provider: str) -> UpstreamFailure:
+        left = self.breakers.rest_left_s(provider)
+        return UpstreamFailure(
+            ErrorCode.MODEL_UNAVAILABLE,
+            f"{provider} rejected the sidecar's credentials; it is not called for another "
+            f"{left:.0f} s (fix its api_key_env, then restart or wait).",
+            retry=True,
+            fallback=True,
+            retry_after_s=left or None,
         )
 
     def _on_bad_credentials(self, ex: Exchange, failure: UpstreamFailure) -> None:

@@ -140,6 +140,10 @@ class Breakers:
     def provider_resting(self, provider: str) -> bool:
         return self._resting.get(provider, 0.0) > self.clock()
 
+    def rest_left_s(self, provider: str) -> float:
+        """Seconds until a provider that refused our credentials is tried again."""
+        return max(0.0, self._resting.get(provider, 0.0) - self.clock())
+
     def rest_provider(self, provider: str) -> None:
         self._resting[provider] = self.clock() + self.config.credentials_cooldown_s
 

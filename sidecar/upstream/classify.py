@@ -8,7 +8,11 @@ upstream says                     code               retry  fallback  why
 429 (anything else)               RATE_LIMIT         yes    yes       honour the retry hints
 400 context_length_exceeded       CONTEXT_LENGTH     no     no        action CLEAR_CONTEXT
 400 / 422 (anything else)         INVALID_INPUT      no     no        the request is wrong
-401 / 403                         MODEL_UNAVAILABLE  no     yes (*)   our key: cool down, alert
+401 with the sidecar's key         MODEL_UNAVAILABLE  no     yes (*)   our key: cool down, alert
+401 / 403 with the app's key      UNAUTHORIZED       no     no        forward_client_key: the
+                                                                      app's key, not ours
+403 with the sidecar's key        MODEL_UNAVAILABLE  no     yes       this model is not ours
+                                                                      to use; others may be
 404 model_not_found / 404         MODEL_UNAVAILABLE  no     yes
 408 / 504, timeouts               TIMEOUT            yes    yes
 409 / 500 / 502 / 503 / 5xx       MODEL_UNAVAILABLE  yes    yes
@@ -18,6 +22,10 @@ connection errors, garbage        NETWORK            yes    yes
 
 (*) account-level: the provider account's state, not the model's. Other models of the same
 provider cannot help, so the fallback chain skips them; another provider may still answer.
+
+Only a 401 to the sidecar's own key rests the provider: a 403 is often one model refused
+("model_not_allowed") while the others answer, and a key the app sent (``forward_client_key``)
+is the app's to fix. Resting the provider on either would let one caller shut it for everyone.
 """
 
 from __future__ import annotations
@@ -67,8 +75,14 @@ class UpstreamFailure(SidecarError):
 
 
 def classify_response(
-    status: int, body: bytes, headers: Mapping[str, str], provider: str = "upstream"
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    provider: str = "upstream",
+    *,
+    client_key: bool = False,
 ) -> UpstreamFailure:
+    """``client_key``: the request carried the app's own key (``forward_client_key``)."""
     error = _error_object(body)
     code = str(error.get("code") or error.get("type") or "")
     message = scrub(str(error.get("message") or f"{provider} answered HTTP {status}"))
@@ -90,11 +104,15 @@ def classify_response(
         if code == "context_length_exceeded" or "maximum context length" in message:
             return fail(ErrorCode.CONTEXT_LENGTH, retry=False, fallback=False)
         return fail(ErrorCode.INVALID_INPUT, retry=False, fallback=False)
-    if status in (401, 403):
-        message = (
-            f"{provider} rejected the sidecar's credentials (HTTP {status}); check its api_key_env."
-        )
+    if status in (401, 403) and client_key:
+        message = f"{provider} refused the API key the app sent (HTTP {status}): {message}"
+        return fail(ErrorCode.UNAUTHORIZED, retry=False, fallback=False)
+    if status == 401:
+        message = f"{provider} rejected the sidecar's credentials (HTTP 401); check api_key_env."
         return fail(ErrorCode.MODEL_UNAVAILABLE, retry=False, fallback=True, bad_credentials=True)
+    if status == 403:
+        message = f"{provider} refused this request (HTTP 403): {message}"
+        return fail(ErrorCode.MODEL_UNAVAILABLE, retry=False, fallback=True)
     if status == 404:
         return fail(ErrorCode.MODEL_UNAVAILABLE, retry=False, fallback=True)
     if status == 413:

@@ -201,6 +201,12 @@ def _verdict(
     open_ = [c for c in circuits if c["state"] == State.OPEN.name.lower()]
     if len(down) == len(providers):
         return "unhealthy", "no provider answers: " + "; ".join(p.message for p in providers)
+    if resting and resting.union(down) >= {p.provider for p in providers}:
+        return "unhealthy", (
+            "no provider can be called: "
+            + ", ".join(sorted(resting))
+            + " rejected the sidecar's credentials (check api_key_env)"
+        )
     if circuits and len(open_) == len(circuits):
         names = ", ".join(f"{c['provider']}/{c['model']}" for c in open_)
         return "unhealthy", f"every known route has its circuit open: {names}"

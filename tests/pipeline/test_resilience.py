@@ -314,6 +314,59 @@ async def test_bad_credentials_rest_the_provider(
     assert len(calls(sim)) == 1
 
 
+async def test_a_resting_provider_says_why_and_when_it_is_tried_again(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """While a provider rests after refusing our key, the error names the cause (not an open
+    circuit "for another 0.0 s") and Retry-After says when it is tried again; /readyz is 503."""
+    sim.script("gpt-4o", [401])
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    with pytest.raises(openai.InternalServerError):
+        await chat(server)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await chat(server)
+    error = caught.value.response.json()["error"]
+    assert "rejected the sidecar's credentials" in error["message"]
+    assert 0 < error["retry_after_s"] <= 300
+    assert int(caught.value.response.headers["Retry-After"]) > 0
+    async with aiohttp.ClientSession() as http, http.get(server.make_url("/readyz")) as ready:
+        assert ready.status == 503
+        assert "credentials" in (await ready.json())["services"]["upstream"]["message"]
+
+
+async def test_a_403_on_one_model_does_not_shut_the_provider(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """A model the key may not use (403) fails that request; the provider's other models, and
+    the same model on the next request, are still called."""
+    sim.script("gpt-4o", [403])
+    server = await make_sidecar(url, operations=NO_FALLBACKS)
+    with pytest.raises(openai.InternalServerError):
+        await chat(server)
+    assert (await chat(server, model="gpt-4o-mini")).http_response.status_code == 200
+    assert (await chat(server)).http_response.status_code == 200
+    assert calls(sim) == ["gpt-4o", "gpt-4o-mini", "gpt-4o"]
+
+
+async def test_the_apps_own_key_refused_is_the_apps_401_and_rests_nothing(
+    sim: Simulator, url: str, make_sidecar: MakeSidecar
+) -> None:
+    """With forward_client_key, a 401 or 403 is about the key the app sent: that app gets 401
+    UNAUTHORIZED, with no fallback, and other apps' requests still reach the provider."""
+    byok = {"base_url": url, "api_key_env": None, "forward_client_key": True}
+    server = await make_sidecar(url, providers={"byok": byok})
+    for status in (401, 403):
+        sim.script("gpt-4o", [status])
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await chat(server)
+        error = caught.value.response.json()["error"]
+        assert error["code"] == "UNAUTHORIZED"
+        assert "the app sent" in error["message"]
+        assert APP_KEY not in caught.value.response.text
+    assert (await chat(server)).http_response.status_code == 200
+    assert calls(sim) == ["gpt-4o"] * 3
+
+
 async def test_a_model_outside_every_chain_is_retried_never_replaced(
     sim: Simulator, url: str, make_sidecar: MakeSidecar
 ) -> None:

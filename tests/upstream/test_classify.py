@@ -47,6 +47,25 @@ def test_classification_table(
     assert failure.upstream_status == status
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_the_apps_own_key_refused_is_unauthorized_and_rests_nothing(status: int) -> None:
+    """forward_client_key: the app's key was refused, so the app hears 401 and the provider
+    is not rested (resting it would let one app shut the provider for all)."""
+    failure = classify_response(status, body("invalid_api_key"), {}, "byok", client_key=True)
+    assert (failure.code, failure.status, failure.fallback) == (ErrorCode.UNAUTHORIZED, 401, False)
+    assert not failure.bad_credentials
+    assert not failure.account
+
+
+def test_only_a_401_to_our_own_key_rests_the_provider() -> None:
+    """A 403 is often one model refused while the others answer: it rests nothing."""
+    assert classify_response(401, body("invalid_api_key"), {}).bad_credentials
+    refused = classify_response(403, body("model_not_allowed", "not allowed to use gpt-4o"), {})
+    assert not refused.bad_credentials
+    assert not refused.account
+    assert "not allowed to use gpt-4o" in refused.message
+
+
 def test_context_length_asks_the_app_to_clear_context() -> None:
     """CONTEXT_LENGTH carries action CLEAR_CONTEXT in its envelope."""
     failure = classify_response(400, body("context_length_exceeded"), {})
