@@ -65,7 +65,8 @@ class Runtime:
         parts = overrides or Overrides()
         if missing := settings.missing_keys():
             raise ConfigError("\n".join(missing))
-        telemetry = Telemetry(settings, parts.otel or OtelProviders())
+        pricing = Pricing.load(settings.pricing_file)
+        telemetry = Telemetry(settings, parts.otel or OtelProviders(), priced=pricing.models)
         resilience = settings.resilience
         breakers = Breakers(resilience.breaker)
         budget = RetryBudget(
@@ -94,7 +95,7 @@ class Runtime:
             backends=backends,
             background=background,
             probe=probe,
-            pricing=Pricing.load(settings.pricing_file),
+            pricing=pricing,
             usage_log=usage_log,
             sleep=parts.sleep or asyncio.sleep,
         )

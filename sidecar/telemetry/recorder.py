@@ -7,6 +7,7 @@ Stages never touch exporters; they record through this object, whose names all c
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,18 +25,22 @@ from sidecar.telemetry.batch import MetricBatch
 from sidecar.telemetry.setup import OtelProviders
 from sidecar.telemetry.stats import RollingStats
 
+# A snapshot's suffix: a date (-2024-08-06, -20240806), a month-day (-0613) or -latest.
+_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest)$")
+
 
 class ModelNames:
     """Folds model names into a bounded set for metric labels.
 
-    Dated snapshots keep their family name (``gpt-4o-2024-08-06`` → ``gpt-4o``); names we do not
-    know become ``other``, so a typo or a random string cannot create new time series.
+    Known names (the shipped list, every priced model, every configured one) are kept as they
+    are; a dated snapshot keeps its family's name (``gpt-4o-2024-08-06`` → ``gpt-4o``), but only
+    a snapshot: ``gpt-3.5-turbo-instruct`` or ``o1-pro`` are other models, priced apart, and
+    become ``other`` when unknown rather than pose as their namesake. So a typo or a random
+    string cannot create new time series, and no model's cost is counted under another's name.
     """
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.known = frozenset(n.KNOWN_MODELS) | frozenset(extra)
-        # Longest first, so gpt-4o-mini-2024-07-18 folds to gpt-4o-mini, not gpt-4o.
-        self._prefixes = sorted(self.known, key=len, reverse=True)
         self._folded: dict[str, str] = {}
 
     def fold(self, model: str | None) -> str:
@@ -51,10 +56,8 @@ class ModelNames:
     def _fold(self, model: str) -> str:
         if model in self.known:
             return model
-        for prefix in self._prefixes:
-            if model.startswith(prefix + "-"):
-                return prefix
-        return n.OTHER
+        family = _SNAPSHOT.sub("", model)
+        return family if family in self.known else n.OTHER
 
 
 def configured_models(settings: Settings) -> set[str]:
@@ -65,12 +68,14 @@ def configured_models(settings: Settings) -> set[str]:
 
 
 class Telemetry:
-    def __init__(self, settings: Settings, providers: OtelProviders) -> None:
+    def __init__(
+        self, settings: Settings, providers: OtelProviders, priced: Iterable[str] = ()
+    ) -> None:
         self.settings = settings
         self.providers = providers
         self.tracer = providers.tracer
         self.metrics = providers.instruments
-        self.models = ModelNames(configured_models(settings))
+        self.models = ModelNames(configured_models(settings) | set(priced))
         self.stats = RollingStats(
             window_s=settings.telemetry.stats_window_s, capacity=settings.telemetry.stats_capacity
         )

@@ -61,14 +61,22 @@ async def test_instruments_appear_under_their_prometheus_names(observed: Observe
 
 
 async def test_no_user_ids_and_unknown_models_are_folded(observed: Observed) -> None:
-    """User ids never become labels; unknown model names fold to 'other', snapshots to family."""
-    for model in ("gpt-4o-2024-08-06", "totally-made-up-model-123"):
+    """User ids never become labels; unknown model names fold to 'other', snapshots to family;
+    a priced model keeps its own name, however much it looks like another's
+    (gpt-3.5-turbo-instruct is not gpt-3.5-turbo), and an unknown variant does not pose as
+    its namesake."""
+    for model in (
+        "gpt-4o-2024-08-06",
+        "totally-made-up-model-123",
+        "gpt-3.5-turbo-instruct",
+        "gpt-4o-ultra-made-up",
+    ):
         await observed.client.chat.completions.create(
             model=model, messages=MESSAGES, extra_headers={"X-Sidecar-User": "user-4711"}
         )
     samples = await scrape(observed.server)
     models = {s.labels.get("sidecar_model") for s in samples["sidecar_requests_total"]}
-    assert models == {"gpt-4o", "other"}
+    assert models == {"gpt-4o", "other", "gpt-3.5-turbo-instruct"}
     for series in samples.values():
         for sample in series:
             assert "user-4711" not in sample.labels.values()
