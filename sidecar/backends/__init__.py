@@ -305,6 +305,8 @@ class Backends:
     jobs: JobQueue
     # Closed with the backends but not one of them (the Redis client the others share).
     closers: list[Any] = field(default_factory=list)
+    # The shared Redis itself, pinged for /readyz's ``redis`` entry; None without redis_url.
+    redis_ping: Callable[[], Awaitable[Health]] | None = None
 
     def named(self) -> Mapping[str, Counters | CacheStore | UsageStore | JobQueue]:
         """The backends by the name ``/readyz`` reports them under."""
@@ -316,7 +318,15 @@ class Backends:
         }
 
     async def health(self) -> dict[str, Health]:
-        return {name: await backend.health() for name, backend in self.named().items()}
+        health = {"redis": await self._redis_health()}
+        health.update({name: await backend.health() for name, backend in self.named().items()})
+        return health
+
+    async def _redis_health(self) -> Health:
+        if self.redis_ping is None:
+            return Health("healthy", "not configured (no redis_url): limits, cache and queues are "
+                          "this process's own")  # fmt: skip
+        return await self.redis_ping()
 
     async def close(self) -> None:
         for backend in self.named().values():

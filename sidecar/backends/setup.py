@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from sidecar.backends import Backends, UsageStore
@@ -64,4 +65,5 @@ async def open_backends(settings: Settings) -> Backends:
         ),
     )
     backends.closers.append(client.aclose)
+    backends.redis_ping = functools.partial(ping, client, url)
     return backends

@@ -262,18 +262,19 @@ async def test_live_calls_failing_across_routes_degrade_even_with_every_circuit_
     )
 
 
-async def test_a_provider_refusing_the_key_in_live_traffic_degrades_though_the_probe_passes(
+async def test_the_only_provider_refusing_the_key_in_live_traffic_is_unready(
     upstream: TestServer, make_sidecar: MakeSidecar
 ) -> None:
-    """Live calls answered 401: the provider rests (and says so) while GET /models still works."""
+    """Live calls answered 401: the provider rests (and says so) while GET /models still works;
+    it was the only one, so nothing can be served until it is called again: 503."""
     sidecar = await make_sidecar(str(upstream.make_url("/v1")), **ONE_MODEL, **NO_CACHE)
     assert await chat_status(sidecar, **{"X-Mock-Outcome": "401"}) >= 400
     status, body = await readiness(sidecar)
-    assert (status, body["status"]) == (200, "degraded")
+    assert (status, body["status"]) == (503, "unhealthy")
     upstream_entry = body["services"]["upstream"]
     provider = upstream_entry["providers"]["sim"]
     assert (provider["status"], provider["resting"]) == ("healthy", True)  # the probe passes
-    assert "resting after live calls were refused our key" in upstream_entry["message"]
+    assert "sim rejected the sidecar's credentials" in upstream_entry["message"]
 
 
 async def test_readiness_carries_the_live_figures(sidecar: TestServer) -> None:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.helpers import APP_KEY, MakeSidecar
 
-BACKENDS = ("rate_limit", "cache", "database", "queues")
+BACKENDS = ("redis", "rate_limit", "cache", "database", "queues")  # SPEC's, plus the cache
 
 
 async def readiness(server: TestServer) -> tuple[int, dict[str, Any]]:
@@ -37,7 +37,7 @@ async def test_readyz_reports_redis_backends_when_configured(
         str(upstream.make_url("/v1")), redis_url="redis://127.0.0.1:6379/0"
     )
     _, body = await readiness(sidecar)
-    for name in ("rate_limit", "cache", "queues"):
+    for name in ("redis", "rate_limit", "cache", "queues"):
         service = body["services"][name]
         assert (service["backend"], service["status"]) == ("redis", "healthy")
         assert service["latency_ms"] is not None
@@ -57,6 +57,8 @@ async def test_an_unreachable_redis_degrades_readiness_and_requests_still_work(
     rate_limit = body["services"]["rate_limit"]
     assert rate_limit["status"] == "degraded"  # limits go on in process meanwhile
     assert str(unused_tcp_port) in rate_limit["message"]
+    assert body["services"]["redis"]["status"] == "unhealthy"
+    assert str(unused_tcp_port) in body["services"]["redis"]["message"]
     assert "hunter2" not in str(body)  # the password never shows
     async with openai.AsyncOpenAI(
         base_url=str(sidecar.make_url("/v1")), api_key=APP_KEY, max_retries=0
