@@ -155,7 +155,8 @@ def delay_ms_until(value: object, now: datetime) -> int:
             when = None
     if when is None:
         raise _invalid(
-            f"'scheduled_for' must be an ISO 8601 time such as 2030-01-01T09:00:00Z; "
+            f"'scheduled_for' must be an ISO 8601 time in UTC or with an offset, such as "
+            f"{(now + timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}; "
             f"got {_shown(value)}.",
             "bad_scheduled_for",
             "scheduled_for",
@@ -165,7 +166,8 @@ def delay_ms_until(value: object, now: datetime) -> int:
     ahead = when - now
     if ahead > MAX_SCHEDULE_AHEAD:
         raise _invalid(
-            f"'scheduled_for' may be at most {MAX_SCHEDULE_AHEAD.days} days ahead.",
+            f"'scheduled_for' may be at most {MAX_SCHEDULE_AHEAD.days} days ahead; got "
+            f"{_shown(value)}.",
             "bad_scheduled_for",
             "scheduled_for",
         )
