@@ -15,6 +15,7 @@ A pattern only proposes; :mod:`sidecar.security.validators` decides::
     AWS_SECRET_KEY    40 chars after an AWS secret key name,       mixed case, entropy
                       or within 160 chars after an AWS key id
     GENERIC_SECRET    a token after secret= / token: / Bearer      high entropy, not a UUID
+                      the password of scheme://user:PASSWORD@host  not a placeholder (${..})
     EMAIL             local@domain.tld                             not a file name or scp path
     IBAN              CC00 + the country's length, spaced or not   mod-97
     CREDIT_CARD       13-19 digits, spaced or dashed               Luhn, network, grouping
@@ -306,6 +307,31 @@ def _aws_after_ids(text: str, pos: int, end: int) -> Iterator[Found]:
 
 # --- personal data ----------------------------------------------------------------------------
 
+# A password in a URL's user info: scheme://user:PASSWORD@host (database and broker URLs). The
+# user part is at most 64 characters back from the password, inside LOOKBACK.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,20}://[^\s:/?#@]{0,64}:([^\s/?#@]{1,128})@")
+_PLACEHOLDER_OPENERS = ("${", "$", "<", "{", "%(")
+
+
+def _url_passwords(text: str, pos: int, end: int) -> Iterator[Found]:
+    at = text.find("://", pos, end)
+    while at >= 0:
+        scheme = at
+        while scheme > max(0, at - 21) and (
+            text[scheme - 1].isalnum() or text[scheme - 1] in "+.-"
+        ):
+            scheme -= 1
+        found = _URL_PASSWORD.match(text, scheme)
+        if found is not None and found.start(1) >= pos and not _placeholder(found.group(1)):
+            yield found.start(1), found.end(1), "GENERIC_SECRET"
+        at = text.find("://", at + 3, end)
+
+
+def _placeholder(value: str) -> bool:
+    """``${DB_PASSWORD}``, ``<password>``, ``****``: a template's blank, not a secret."""
+    return value.startswith(_PLACEHOLDER_OPENERS) or set(value) <= set("*xX.")
+
+
 _EMAIL_LOCAL = _chars("A-Za-z0-9") | set("._%+-")
 _EMAIL_DOMAIN = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
@@ -573,6 +599,7 @@ DETECTORS: tuple[Detector, ...] = (
         _prefixed("AWS_ACCESS_KEY", "AK" + _AWS_ID_SHAPE, "AS" + _AWS_ID_SHAPE),
     ),
     Detector(("AWS_SECRET_KEY", "GENERIC_SECRET"), (), _named_secrets, test=_named_gate),
+    Detector(("GENERIC_SECRET",), ("://",), _url_passwords),
     Detector(("EMAIL",), ("@",), _emails),
     Detector(("IBAN",), (), _ibans),
     Detector(("CREDIT_CARD",), (), _cards, numeric=True),

@@ -92,6 +92,14 @@ POSITIVES: list[tuple[str, str, str]] = [
     (f"The cookie was {SESSION_JWT}.", SESSION_JWT, "JWT"),
     (f"Here it is:\n{RSA_KEY}\nKeep it safe.", RSA_KEY, "PRIVATE_KEY"),
     ("DB_PASSWORD=Zq8vN2mK4pL9xR7tW3yB", "Zq8vN2mK4pL9xR7tW3yB", "GENERIC_SECRET"),
+    # a password in a URL's user info, however short: it is a password by its place
+    (
+        "Set DATABASE_URL=postgres://admin:S3cr3tPassw0rd@db.internal:5432/app and restart.",
+        "S3cr3tPassw0rd",
+        "GENERIC_SECRET",
+    ),
+    ("broker: amqp://guest:hunter2@rabbit:5672/", "hunter2", "GENERIC_SECRET"),
+    ("REDIS_URL=redis://:p4ss-w0rd@cache:6379/0", "p4ss-w0rd", "GENERIC_SECRET"),
     (
         '{"client_secret": "b3f1c9e0a7d24f6e8c5b1a9d0e7f3c2a"}',
         "b3f1c9e0a7d24f6e8c5b1a9d0e7f3c2a",
@@ -144,6 +152,8 @@ POSITIVES: list[tuple[str, str, str]] = [
 
 # Texts in which nothing must be found: each look-alike kind the checks must leave alone.
 LOOKALIKES: list[str] = [
+    "DATABASE_URL=postgres://app:${DB_PASSWORD}@db:5432/app (the password comes from a secret)",
+    "git clone git@github.com:acme/widgets.git, then open http://[::1]:8080/ and ftp://anon:@host",
     "Order ORD-2024-118532 ships with UPS 1Z999AA10123456784.",
     "Request id 3f2b8c1e-9d4a-4e7b-a1c2-5f6e7d8c9b0a failed twice.",
     "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 (abbrev 9fceb02)",
