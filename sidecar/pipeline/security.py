@@ -6,8 +6,9 @@ Input (:class:`InputChecks`), in order, each from ``security.*``:
 - size: more than ``limits.max_messages`` messages (or Responses input items) is a 400;
 - ``injection``: the prompt-attack detector (:mod:`sidecar.security.injection`) reads the
   user, tool and document content of the request (system prompts only with
-  ``check_system_prompts``); ``block`` answers 400 ``INVALID_INPUT`` (``reason:
-  prompt_injection``, the techniques named, never the text), ``flag`` lets it through; both
+  ``check_system_prompts``; not embeddings inputs, which no model follows); ``block``
+  answers 400 ``INVALID_INPUT`` (``reason: prompt_injection``, the techniques named, never
+  the text), ``flag`` lets it through; both
   record a finding. A lower ``injection_shadow_threshold`` is counted (action ``shadow``) and
   never acted on: a stricter setting tried on live traffic;
 - ``duplicates``: the same content from the same user more than ``max`` times in ``per_s``
@@ -55,6 +56,7 @@ from sidecar.stream import StreamEnd
 from sidecar.telemetry.recorder import Telemetry
 
 MODERATIONS = "moderations"
+EMBEDDINGS = "embeddings"
 
 
 class InputChecks:
@@ -79,7 +81,9 @@ class InputChecks:
         self._check_size(ex.body)
         # The body is walked once; every check reads the same (role, text) pairs.
         texts = list(texts_by_role(ex.body, check_system=self.security.check_system_prompts))
-        if texts and self.detector is not None:
+        # Embedding inputs are indexed, never obeyed: a document quoting an attack (a security
+        # write-up, a phishing sample) must still be indexable.
+        if texts and self.detector is not None and ex.path != EMBEDDINGS:
             self._injection(ex, self.detector.check_texts(texts))
         if texts and self.security.duplicates.max:
             await self._duplicates(ex, [text for _, text in texts])

@@ -268,3 +268,16 @@ async def test_too_many_messages_is_a_clear_400(
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["reason"] == "too_many_messages"
     assert "limits.max_messages" in caught.value.body["message"]
+
+
+async def test_embeddings_inputs_are_indexed_not_checked_for_prompt_attacks(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """A document quoting an attack can still be embedded (no model follows an embedding's
+    input); the same text as a chat prompt is refused."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    async with client_of(sidecar) as client:
+        embedded = await client.embeddings.create(model="text-embedding-3-small", input=[ATTACK])
+        assert len(embedded.data) == 1
+    with pytest.raises(openai.BadRequestError):
+        await ask(sidecar, user(ATTACK))
