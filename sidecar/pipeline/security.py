@@ -8,9 +8,9 @@ Input (:class:`InputChecks`), in order, each from ``security.*``:
   user, tool and document content of the request (system prompts only with
   ``check_system_prompts``; not embeddings inputs, which no model follows); ``block``
   answers 400 ``INVALID_INPUT`` (``reason: prompt_injection``, the techniques named, never
-  the text), ``flag`` lets it through; both
-  record a finding. A lower ``injection_shadow_threshold`` is counted (action ``shadow``) and
-  never acted on: a stricter setting tried on live traffic;
+  the text), ``flag`` lets it through; both record a finding. A lower
+  ``injection_shadow_threshold`` is counted (action ``shadow``) and never acted on: a
+  stricter setting tried on live traffic;
 - ``duplicates``: the same content from the same user more than ``max`` times in ``per_s``
   seconds is a 400 (``reason: duplicate``); the count lives in the shared counters, so it
   holds across instances (one more Redis round trip, only when the guard is on);
