@@ -118,13 +118,13 @@ def demo_simulator() -> Simulator:
     )
 
 
-def demo_settings(upstream_url: str) -> Settings:
+def demo_settings(upstream_url: str, directory: str) -> Settings:
     return settings_from_dict(
         {
             "providers": {"simulator": {"base_url": upstream_url, "api_key_env": None}},
             # A file (in a temporary directory), as in production: an in-memory database can
             # only be reached through aiosqlite's thread, which is much slower to commit to.
-            "database_url": f"sqlite:///{tempfile.mkdtemp(prefix='sidecar-demo-')}/usage.db",
+            "database_url": f"sqlite:///{directory}/usage.db",
             # Thresholds scaled to the simulator's 40 ms median, so slow operations show up;
             # limits scaled to a workload that sends in seconds what apps send in minutes.
             "operations": {
@@ -153,17 +153,20 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
 async def run_demo(*, requests: int = 2000, concurrency: int = 32) -> int:
     console = Console()
     sim = demo_simulator()
-    async with serving(sim.app()) as upstream_url:
-        settings = demo_settings(f"{upstream_url}/v1")
-        async with serving(create_app(settings)) as sidecar_url:
-            console.print(
-                f"[bold]llm-sidecar demo[/]: sidecar {sidecar_url}/v1 → simulated upstream "
-                f"{upstream_url}/v1 (40 ms median latency, 2% 429s, 3% 503s)"
-            )
-            started = time.perf_counter()
-            outcomes = await drive(f"{sidecar_url}/v1", workload(requests), concurrency, console)
-            elapsed = time.perf_counter() - started
-            report = await fetch_report(sidecar_url, settings)
+    with tempfile.TemporaryDirectory(prefix="sidecar-demo-") as directory:
+        async with serving(sim.app()) as upstream_url:
+            settings = demo_settings(f"{upstream_url}/v1", directory)
+            async with serving(create_app(settings)) as sidecar_url:
+                console.print(
+                    f"[bold]llm-sidecar demo[/]: sidecar {sidecar_url}/v1 → simulated upstream "
+                    f"{upstream_url}/v1 (40 ms median latency, 2% 429s, 3% 503s)"
+                )
+                started = time.perf_counter()
+                outcomes = await drive(
+                    f"{sidecar_url}/v1", workload(requests), concurrency, console
+                )
+                elapsed = time.perf_counter() - started
+                report = await fetch_report(sidecar_url, settings)
     print_report(report, console)
     print_client_view(console, outcomes, elapsed)
     return 0

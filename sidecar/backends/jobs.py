@@ -212,7 +212,9 @@ class _RedisConsumer:
                 await worker.run()
             except Exception as exc:
                 if not self._closing:
-                    log.warning("job worker of %s: %s: %s", self.queue, type(exc).__name__, exc)
+                    log.warning(
+                        "job worker of %s: %s: %s", self.queue, type(exc).__name__, _why(exc)
+                    )
             if self._closing:
                 return
             self._worker, self._probing = None, False
@@ -334,3 +336,12 @@ def _state(raw: str) -> JobState:
         if raw == state:
             return state
     return "waiting"
+
+
+def _why(exc: Exception) -> str:
+    """An exception's message; a bare timeout says what timed out instead of nothing."""
+    if str(exc):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return "Redis did not answer in time; is it up and reachable at redis_url?"
+    return "(no message)"
