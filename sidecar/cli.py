@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import gc
 import logging
@@ -11,7 +12,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -57,6 +58,25 @@ class CannotListen(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so a closed pipe is met inside the try, not at exit
+    except BrokenPipeError:
+        return _reader_went_away()
+    return code
+
+
+def _reader_went_away() -> int:
+    """The reader of our output left (``llm-sidecar scan x.jsonl | head``): stop quietly, as
+    Unix tools do, instead of a traceback. What is still buffered goes nowhere, so the
+    interpreter's own flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
@@ -78,6 +98,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def share(text: str) -> float:
+    """An argparse type: a probability, 0..1 (argparse turns the error into a usage line)."""
+    value = _number(text)
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and 1 (a share of requests), got {text}"
+        )
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def sidecar_url(text: str) -> str:
+    """An argparse type: the sidecar's base URL. Without a scheme http:// is meant: the sidecar
+    listens on plain HTTP beside the app, and "127.0.0.1:8787" is what users type."""
+    url = text.strip()
+    if "://" not in url:
+        url = "http://" + url
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https") or not url.split("://", 1)[1].strip("/"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// or https:// URL (e.g. {DEFAULT_URL})"
+        )
+    return url
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -139,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--url",
         default=DEFAULT_URL,
-        help="the sidecar's base URL, with or without the trailing /v1",
+        type=sidecar_url,
+        help="the sidecar's base URL, with or without the trailing /v1 (http:// if no scheme)",
     )
     report.add_argument(
         "--config",
@@ -157,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_argument(
         "--url",
         default=DEFAULT_URL,
-        help="the sidecar's base URL, with or without the trailing /v1",
+        type=sidecar_url,
+        help="the sidecar's base URL, with or without the trailing /v1 (http:// if no scheme)",
     )
     usage.add_argument("--config", help="the sidecar's YAML config (for admin.token_env)")
     usage.add_argument("--json", action="store_true", help="print the raw JSON instead")
@@ -170,12 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     mock = command("mock-upstream", "run the simulated OpenAI-compatible upstream")
     mock.add_argument("--host", default="127.0.0.1", help="listen address")
     mock.add_argument("--port", type=int, default=9999, help="listen port")
-    mock.add_argument("--latency-ms", type=float, default=0.0, help="median latency")
-    mock.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between SSE chunks")
+    mock.add_argument("--latency-ms", type=non_negative, default=0.0, help="median latency")
+    mock.add_argument(
+        "--chunk-delay-ms", type=non_negative, default=0.0, help="delay between SSE chunks"
+    )
     mock.add_argument("--seed", type=int, default=7, help="seed of latencies, lengths and faults")
-    mock.add_argument("--rate-429", type=float, default=0.0, help="share of 429 answers (0..1)")
-    mock.add_argument("--rate-503", type=float, default=0.0, help="share of 503 answers (0..1)")
-    mock.add_argument("--rate-500", type=float, default=0.0, help="share of 500 answers (0..1)")
+    mock.add_argument("--rate-429", type=share, default=0.0, help="share of 429 answers (0..1)")
+    mock.add_argument("--rate-503", type=share, default=0.0, help="share of 503 answers (0..1)")
+    mock.add_argument("--rate-500", type=share, default=0.0, help="share of 500 answers (0..1)")
     mock.set_defaults(run=_mock_upstream)
     return parser
 
@@ -210,6 +272,8 @@ async def serve(settings: Settings, host: str, port: int, *, access_log: bool = 
         log = logging.getLogger("sidecar")
         for line in startup_lines(settings):
             log.info("%s", line)
+        for warning in settings.warnings():
+            log.warning("%s", warning)
         # Everything created so far lives as long as the process: move it out of the collector's
         # sight, so a full collection under load scans requests only (measured: a ~55 ms pause
         # at 500 RPS without this, none with it).
@@ -339,9 +403,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def report_endpoint(url: str) -> str:
-    """``/sidecar/report`` under the sidecar's root, whether ``url`` is the root or ``.../v1``:
-    ``serve`` prints the /v1 URL, and /v1/sidecar/report would be proxied to the provider."""
-    return url.rstrip("/").removesuffix("/v1") + "/sidecar/report"
+    return sidecar_root(url) + "/sidecar/report"
+
+
+def sidecar_root(url: str) -> str:
+    """The sidecar's root, whether ``url`` is the root or ``.../v1``: ``serve`` prints the /v1
+    URL, and /v1/sidecar/report would be proxied to the provider."""
+    return url.rstrip("/").removesuffix("/v1")
 
 
 async def show_report(url: str, *, admin: Admin | None = None, as_json: bool = False) -> int:
@@ -383,7 +451,10 @@ async def fetch_report(endpoint: str, admin: Admin) -> bytes:
             f"cannot reach {endpoint}: {detail}. Is `llm-sidecar serve` running?"
         ) from None
     if status == 401:
-        raise ReportError(_unauthorized(endpoint, admin.token_env, sent=token is not None))
+        source = admin.token_source()
+        raise ReportError(
+            _unauthorized(endpoint, source or admin.token_env, sent=token is not None)
+        )
     if status != 200:
         raise ReportError(f"{endpoint} answered HTTP {status}: {body[:200]!r}")
     return body
@@ -392,7 +463,7 @@ async def fetch_report(endpoint: str, admin: Admin) -> bytes:
 def _usage(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     query = urlencode({"user": args.user, "period": args.period})
-    endpoint = args.url.rstrip("/").removesuffix("/v1") + "/sidecar/usage?" + query
+    endpoint = sidecar_root(args.url) + "/sidecar/usage?" + query
     try:
         body = run_async(fetch_report(endpoint, settings.admin))
         report = orjson.loads(body)
@@ -424,19 +495,57 @@ def _unauthorized(endpoint: str, token_env: str, *, sent: bool) -> str:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """Exit 2: the file is invalid (``main`` prints why); 1: the file is valid but ``serve``
+    would refuse to start here or a service it names is unreachable (each an "error:" line);
+    0: ready, perhaps with "warning:" lines for what works but is likely not meant."""
     settings = load_settings(args.file)
-    print(f"{args.file}: valid")
+    print(f"{args.file}:")
     for name, provider in settings.providers.items():
         key = f"key from ${provider.api_key_env}" if provider.api_key_env else "no key"
         print(f"  provider {name}: {provider.base_url} ({key})")
     print(f"  operations: {', '.join(settings.operations)}")
-    backends = run_async(_probe_backends(settings))
-    problems = settings.missing_keys()
-    for problem in problems:
-        print(f"  problem: {problem}")
+    source = settings.admin.token_source()
+    print(f"  admin endpoints: {f'token from ${source}' if source else 'no token (open)'}")
+    # The probes' verdicts are printed below; the backends' own log lines would say the same
+    # again, in another format, in the middle of this output.
+    with _logging_off():
+        backends = run_async(_probe_backends(settings))
     for line in backends:
         print(f"  {line}")
-    return 1 if problems or any("unreachable" in line for line in backends) else 0
+    errors = [
+        *(
+            f"{problem} (`serve` refuses to start without it)"
+            for problem in settings.missing_keys()
+        ),
+        *(line for line in backends if "unreachable" in line),
+    ]
+    warnings = settings.warnings()
+    for error in errors:
+        print(f"error: {error}")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    print(f"{args.file}: {_verdict_line(len(errors), len(warnings))}")
+    return 1 if errors else 0
+
+
+def _verdict_line(errors: int, warnings: int) -> str:
+    counted = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    if errors:
+        return f"the file is valid, but `serve` is NOT ready here ({counted})"
+    return f"valid, ready to serve ({counted})" if warnings else "valid, ready to serve"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@contextlib.contextmanager
+def _logging_off() -> Iterator[None]:
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 async def _probe_backends(settings: Settings) -> list[str]:

@@ -7,14 +7,25 @@ variables configure telemetry export and are read by the OpenTelemetry SDK itsel
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sidecar.security.secret_patterns import TYPES
 
@@ -24,6 +35,30 @@ PRIORITIES: tuple[Priority, ...] = ("high", "normal", "batch")
 
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names every offending key path."""
+
+
+def _switch(value: object, when_on: str) -> object:
+    """For a choice that includes "off": YAML 1.1 (PyYAML) reads an unquoted ``off``/``no`` as
+    false and ``on``/``yes`` as true. False is plainly "off"; true is refused with the choices,
+    since "on" does not say which of them is meant (and guessing a security mode is worse)."""
+    if value is False:
+        return "off"
+    if value is True:
+        raise ValueError(f"`on` (true) does not say which mode is meant: write {when_on}")
+    return value
+
+
+def _yaml_switch(when_on: str) -> BeforeValidator:
+    return BeforeValidator(lambda value: _switch(value, when_on))
+
+
+InjectionAction = Annotated[Literal["block", "flag", "off"], _yaml_switch("block or flag (or off)")]
+ModerationMode = Annotated[
+    Literal["off", "fail_open", "fail_closed"], _yaml_switch("fail_open or fail_closed (or off)")
+]
+OUTPUT_ACTIONS = ("redact", "block", "flag", "off")
+OUTPUT_WHEN_ON = "redact, block or flag (or off)"
+OutputAction = Annotated[Literal["redact", "block", "flag", "off"], _yaml_switch(OUTPUT_WHEN_ON)]
 
 
 class _Strict(BaseModel):
@@ -161,22 +196,32 @@ class Duplicates(_Strict):
     per_s: float = Field(60, gt=0)
 
 
-OutputAction = Literal["redact", "block", "flag", "off"]
-
-
 class Security(_Strict):
-    injection: Literal["block", "flag", "off"] = "block"
+    injection: InjectionAction = "block"
     # None: the detector's own (0.5). A lower shadow threshold is tried without acting on it:
     # what it alone would flag is counted (action "shadow"), never blocked.
     injection_threshold: float | None = Field(None, gt=0, lt=1)
     injection_shadow_threshold: float | None = Field(None, gt=0, lt=1)
     check_system_prompts: bool = False  # system/developer messages are the app's: trusted
-    moderation: Literal["off", "fail_open", "fail_closed"] = "off"
+    moderation: ModerationMode = "off"
     moderation_model: str = "omni-moderation-latest"
     moderation_timeout_s: float = Field(2.0, gt=0)
     duplicates: Duplicates = Field(default_factory=Duplicates)
     # One action for every type, or per type (EMAIL, CREDIT_CARD, ...; "*" for the others).
     output: OutputAction | dict[str, OutputAction] = "redact"
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _one_action_or_a_map(cls, value: object) -> object:
+        # Said here once, rather than as one error per branch of the union above.
+        if isinstance(value, bool):
+            return _switch(value, OUTPUT_WHEN_ON)
+        if isinstance(value, dict) or value in OUTPUT_ACTIONS:
+            return value
+        raise ValueError(
+            f"must be one of {', '.join(OUTPUT_ACTIONS)}, or a map of type to action "
+            f"(e.g. {{EMAIL: flag, CREDIT_CARD: redact}}); got {value!r}"
+        )
 
     @field_validator("output")
     @classmethod
@@ -192,11 +237,42 @@ class Security(_Strict):
         return value
 
 
-class Admin(_Strict):
-    token_env: str = "SIDECAR_ADMIN_TOKEN"
+ADMIN_TOKEN_VAR = "SIDECAR_ADMIN_TOKEN"
+ADMIN_ENDPOINTS = (
+    "/sidecar/report, /sidecar/usage, /sidecar/ratelimit/USER, /sidecar/queues, "
+    "DELETE /sidecar/cache"
+)
 
-    def token(self) -> str | None:
-        return os.environ.get(self.token_env) or None
+
+class Admin(_Strict):
+    # The admin token is read from the variable named here; when that one is unset or empty,
+    # from SIDECAR_ADMIN_TOKEN (the SPEC's override), so exporting the well-known variable never
+    # leaves the admin endpoints open because the file names another one.
+    token_env: str = ADMIN_TOKEN_VAR
+
+    def token_source(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The variable the admin token comes from; None: no token, the endpoints are open."""
+        env = os.environ if env is None else env
+        for name in (self.token_env, ADMIN_TOKEN_VAR):
+            if env.get(name):
+                return name
+        return None
+
+    def token(self, env: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if env is None else env
+        source = self.token_source(env)
+        return env[source] if source else None
+
+    def unauthenticated_warning(self, env: Mapping[str, str] | None = None) -> str | None:
+        if self.token_source(env) is not None:
+            return None
+        names = f"${self.token_env} (admin.token_env)"
+        if self.token_env != ADMIN_TOKEN_VAR:
+            names += f" or ${ADMIN_TOKEN_VAR}"
+        return (
+            f"admin endpoints ({ADMIN_ENDPOINTS}) are unauthenticated: anyone who can reach "
+            f"the sidecar can use them. Set {names} to require a bearer token."
+        )
 
 
 class Alerts(_Strict):
@@ -285,9 +361,17 @@ class Limits(_Strict):
     header_timeout_s: float = Field(30, gt=0)  # request line + headers; also keep-alive idle
 
 
+DEFAULT_PROVIDER = "openai"  # the provider of a config file that names none
+
+
 class Settings(_Strict):
+    """Made only by :func:`settings_from_dict`, which also checks the references between keys
+    (model routes and fallbacks naming providers): those are reported there, with every other
+    error of the file at once, rather than by a validator that runs only once the rest is valid.
+    """
+
     listen: Listen = Field(default_factory=Listen)
-    providers: dict[str, Provider] = Field(default_factory=lambda: {"openai": Provider()})
+    providers: dict[str, Provider] = Field(default_factory=lambda: {DEFAULT_PROVIDER: Provider()})
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     redis_url: str | None = None
     database_url: str = "sqlite:///sidecar-usage.db"
@@ -310,19 +394,6 @@ class Settings(_Strict):
     def _merge_seed(cls, value: object) -> object:
         return over_seed(value, SEED_OPERATIONS)
 
-    @model_validator(mode="after")
-    def _routes_name_providers(self) -> Settings:
-        if not self.providers:
-            raise ValueError("providers: at least one provider is required")
-        for model, route in self.models.items():
-            if route.provider not in self.providers:
-                known = ", ".join(self.providers)
-                raise ValueError(
-                    f"models.{model}.provider: unknown provider {route.provider!r} "
-                    f"(configured: {known})"
-                )
-        return self
-
     def missing_keys(self, env: Mapping[str, str] | None = None) -> list[str]:
         """One message per provider whose key variable is unset or empty."""
         env = os.environ if env is None else env
@@ -332,6 +403,11 @@ class Settings(_Strict):
             for name, p in self.providers.items()
             if p.api_key_env is not None and not env.get(p.api_key_env)
         ]
+
+    def warnings(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """What works but is likely not meant: ``serve`` logs them, ``check-config`` says them."""
+        warning = self.admin.unauthenticated_warning(env)
+        return [warning] if warning else []
 
     @property
     def default_provider(self) -> str:
@@ -360,22 +436,220 @@ def settings_from_dict(raw: dict[str, Any], *, env: Any = None) -> Settings:
         raw["redis_url"] = env["REDIS_URL"]
     if env.get("DATABASE_URL"):
         raw["database_url"] = env["DATABASE_URL"]
+    problems = reference_problems(raw)
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        lines = [format_validation_error(exc, raw, Settings), *problems]
+        raise ConfigError("\n".join(lines)) from None
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return settings
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        if message.startswith(path + ":"):
-            lines.append(message)
-        else:
-            lines.append(f"{path}: {message}")
+# --- references between keys ---------------------------------------------------------------------
+#
+# A model named in the file is routed like a request's model (pipeline/routing.py): a `models:`
+# entry, else a `provider/` prefix naming a configured provider, else the default provider with
+# the name unchanged. A request's model may be anything, but a name written in the file with a
+# `/` whose first part names no provider is refused: it is a typo'd provider (`nope/gpt-4o`)
+# far more often than a model whose own name has a `/`, and such a model can be written
+# unambiguously: `together/meta-llama/Llama-3-8b`, or routed by a `models:` entry.
+
+
+def reference_problems(raw: Mapping[str, Any]) -> list[str]:
+    """Provider names the file refers to that it does not configure, each with its key path.
+
+    Works on the raw file, so these are reported together with the schema's own errors; a
+    section of the wrong shape is skipped here (the schema reports it).
+    """
+    providers = raw.get("providers", {DEFAULT_PROVIDER: None})
+    if not isinstance(providers, dict):
+        return []
+    if not providers:
+        return ["providers: at least one provider is required"]
+    names = [str(name) for name in providers]
+    models = raw.get("models")
+    models = models if isinstance(models, dict) else {}
+    problems = [
+        f"models.{model}.provider: unknown provider {route['provider']!r} "
+        f"(configured: {', '.join(names)})"
+        for model, route in models.items()
+        if isinstance(route, dict)
+        and isinstance(route.get("provider"), str)
+        and route["provider"] not in providers
+    ]
+    for path, model in _model_references(raw):
+        if (why := unrouted(model, names, models)) is not None:
+            problems.append(f"{path}: {why}")
+    return problems
+
+
+def _model_references(raw: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    """(key path, model name) of every model the file names outside ``models:``."""
+    operations = raw.get("operations")
+    for name, operation in (operations if isinstance(operations, dict) else {}).items():
+        fallbacks = operation.get("fallbacks") if isinstance(operation, dict) else None
+        for i, model in enumerate(fallbacks if isinstance(fallbacks, list) else []):
+            if isinstance(model, str):
+                yield f"operations.{name}.fallbacks[{i}]", model
+    security = raw.get("security")
+    moderation_model = security.get("moderation_model") if isinstance(security, dict) else None
+    if isinstance(moderation_model, str):
+        yield "security.moderation_model", moderation_model
+
+
+def unrouted(model: str, providers: list[str], models: Mapping[str, Any]) -> str | None:
+    """Why a model named in the file would not go where it says, or None."""
+    prefix, slash, _ = model.partition("/")
+    # An image fallback carries its quality after a colon (dall-e-3:hd); the route is the model's.
+    if not slash or prefix in providers or model in models or model.rpartition(":")[0] in models:
+        return None
+    close = difflib.get_close_matches(prefix, providers, n=1)
+    guess = f" Did you mean `{close[0]}/{model[len(prefix) + 1 :]}`?" if close else ""
+    return (
+        f"{model!r} names the provider {prefix!r}, which is not configured (configured: "
+        f"{', '.join(providers)}).{guess} A model whose own name contains '/' needs its "
+        f"provider first ({providers[0]}/{model}) or a models: entry."
+    )
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    path: tuple[str | int, ...]  # keys of the user's file only
+    union: int | None  # where a union's branch was tried, as a length of path; None: no union
+    text: str
+
+
+def format_validation_error(
+    exc: ValidationError, raw: object = None, root: type[BaseModel] | None = None
+) -> str:
+    """One line per problem: the key path as written in the file, then what is wrong.
+
+    ``raw`` (the validated input) tells the file's keys from pydantic's own location parts
+    (``literal[...]``, ``function-after[...]``, ``[key]``); ``root`` (the model validated)
+    lets an unknown key be answered with the allowed keys at its level.
+    """
+    problems = [_problem(err, raw, root) for err in exc.errors()]
+    lines: list[str] = []
+    for problem in _closest_branches(problems):
+        line = f"{_dotted(problem.path)}: {problem.text}"
+        if line not in lines:
+            lines.append(line)
     return "\n".join(lines)
+
+
+def _problem(err: Any, raw: object, root: type[BaseModel] | None) -> _Problem:
+    path, union, key_error = _file_path(err["loc"], raw)
+    text = str(err["msg"]).removeprefix("Value error, ")
+    if text.startswith(_dotted(path) + ": "):  # a validator that names its own path
+        text = text.removeprefix(_dotted(path) + ": ")
+    if err["type"] == "extra_forbidden" and path and root is not None:
+        text = _unknown_key(path, root)
+    elif err["type"] == "literal_error":
+        what = "key" if key_error else "value"
+        text = f"{text} (got the {what} {err['input']!r})"
+    return _Problem(path, union, text)
+
+
+def _file_path(loc: tuple[Any, ...], raw: object) -> tuple[tuple[str | int, ...], int | None, bool]:
+    """The parts of ``loc`` that are keys of the input; where a union branch was entered; and
+    whether the error is about a mapping's key rather than its value."""
+    path: list[str | int] = []
+    union: int | None = None
+    node = raw
+    for part in loc:
+        if raw is None:  # no input to consult: pydantic's own parts are the bracketed ones
+            is_key = not (isinstance(part, str) and "[" in part)
+        else:
+            is_key, node = _child(node, part)
+        if is_key:
+            path.append(part)
+        elif union is None and part != "[key]":
+            union = len(path)
+    return tuple(path), union, bool(loc) and loc[-1] == "[key]"
+
+
+def _child(node: object, part: object) -> tuple[bool, object]:
+    """Whether ``part`` is a key (or index) of ``node``, and the value there."""
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, node
+
+
+def _closest_branches(problems: list[_Problem]) -> list[_Problem]:
+    """Of a union's failed branches, the ones that got deepest into the input: for
+    ``output: {EMAIL: banana}`` the map's complaint about EMAIL, not "should be a string"."""
+    deepest: dict[tuple[str | int, ...], int] = {}
+    for p in problems:
+        if p.union is not None:
+            key = p.path[: p.union]
+            deepest[key] = max(deepest.get(key, 0), len(p.path))
+    return [p for p in problems if p.union is None or len(p.path) == deepest[p.path[: p.union]]]
+
+
+def _unknown_key(path: tuple[str | int, ...], root: type[BaseModel]) -> str:
+    key = str(path[-1])
+    model = _model_at(root, path[:-1])
+    allowed = list(model.model_fields) if model is not None else []
+    if f"{key}_env" in allowed and model is not None:
+        example = model.model_fields[f"{key}_env"].default
+        return (
+            f"secrets are never written in the config file: put it in an environment variable "
+            f"and name that variable with {key}_env (e.g. {key}_env: {example or 'MY_SECRET'})"
+        )
+    if close := difflib.get_close_matches(key, allowed, n=1):
+        return f"unknown key; did you mean `{close[0]}`?"
+    if allowed:
+        return f"unknown key; allowed here: {', '.join(allowed)}"
+    return "unknown key"
+
+
+def _model_at(root: type[BaseModel], path: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at ``path`` under ``root``, if any."""
+    node: Any = root
+    for part in path:
+        node = _step(node, part)
+        if node is None:
+            return None
+    return _as_model(node)
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    """The type of ``annotation[part]``: a model's field, a mapping's value, a list's item."""
+    if (model := _as_model(annotation)) is not None:
+        field = model.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return args[1]
+    if origin is list and args:
+        return args[0]
+    if origin in (Union, types.UnionType, Annotated):
+        for member in args:
+            if (found := _step(member, part)) is not None:
+                return found
+    return None
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        for member in get_args(annotation):
+            if (model := _as_model(member)) is not None:
+                return model
+    return None
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+    return text.removeprefix(".") or "(top level)"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -444,3 +445,147 @@ async def test_scan_and_redact_write_one_result_line_per_input_and_name_bad_line
     missing = await run_cli("scan", str(tmp_path / "missing.jsonl"))
     assert missing.code == 2
     assert "cannot read" in missing.err
+
+
+# --- what a new user met (trial) -----------------------------------------------------------------
+
+
+async def test_check_config_output_agrees_with_its_exit_code(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """A missing key variable and an unreachable database are "error:" lines and a verdict
+    saying `serve` is not ready, exit 1; no log line of the probes is mixed in. Open admin
+    endpoints are a warning only: exit 0 with the verdict "ready"."""
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        "providers:\n  openai: {api_key_env: SIDECAR_TEST_UNSET_KEY}\n"
+        f"database_url: 'postgresql://u:pw@127.0.0.1:{unused_tcp_port}/usage'\n"
+    )
+    broken = await run_cli("check-config", str(config), cwd=tmp_path)
+    assert broken.code == 1
+    assert broken.err == ""
+    lines = broken.out.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 2
+    assert "SIDECAR_TEST_UNSET_KEY is not set" in errors[0]
+    assert "`serve` refuses to start without it" in errors[0]
+    assert "usage database: PostgreSQL, unreachable" in errors[1]
+    assert ":pw@" not in broken.out
+    assert (
+        lines[-1]
+        == f"{config}: the file is valid, but `serve` is NOT ready here (2 errors, 1 warning)"
+    )
+    assert not any(" ERROR " in line or " WARNING " in line for line in lines)
+
+    good = write_config(tmp_path)
+    ready = await run_cli("check-config", str(good), cwd=tmp_path)
+    assert (ready.code, ready.err) == (0, "")
+    (warning,) = [line for line in ready.out.splitlines() if line.startswith("warning: ")]
+    assert "admin endpoints" in warning
+    assert "unauthenticated" in warning
+    assert ready.out.splitlines()[-1] == f"{good}: valid, ready to serve (0 errors, 1 warning)"
+    with_token = await run_cli(
+        "check-config", str(good), env=cli_env(SIDECAR_ADMIN_TOKEN="t0ken"), cwd=tmp_path
+    )
+    assert with_token.code == 0
+    assert with_token.out.splitlines()[-1] == f"{good}: valid, ready to serve"
+    assert "t0ken" not in with_token.out
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+async def test_check_config_and_serve_refuse_a_fallback_on_an_unknown_provider(
+    command: str, tmp_path: Path, unused_tcp_port: int
+) -> None:
+    """`nope/gpt-4o-mini` names no configured provider: both commands refuse (exit 2) and
+    name the key and the providers configured."""
+    config = write_config(
+        tmp_path, "operations:\n  chat: {fallbacks: [gpt-4o, nope/gpt-4o-mini]}\n"
+    )
+    args = [str(config)] if command == "check-config" else ["--config", str(config)]
+    args += ["--port", str(unused_tcp_port)] if command == "serve" else []
+    finished = await run_cli(command, *args, cwd=tmp_path)
+    assert finished.code == 2
+    assert "operations.chat.fallbacks[1]: 'nope/gpt-4o-mini' names the provider 'nope'" in (
+        finished.err
+    )
+    assert "configured: local" in finished.err
+    assert "listening" not in finished.err
+
+
+async def test_serve_takes_sidecar_admin_token_when_token_env_is_unset(
+    unused_tcp_port: int, tmp_path: Path
+) -> None:
+    """With admin.token_env: MY_ADMIN unset and SIDECAR_ADMIN_TOKEN exported, the admin
+    endpoints want that token: never open because the file names another variable."""
+    config = write_config(tmp_path, "admin: {token_env: MY_ADMIN}\n")
+    args = ["serve", "--config", str(config), "--port", str(unused_tcp_port)]
+    env = cli_env(SIDECAR_ADMIN_TOKEN="zzz")
+    url = f"http://127.0.0.1:{unused_tcp_port}/sidecar/report"
+    async with running(*args, env=env, cwd=tmp_path) as serve:
+        await serve.line_with("listening on")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as response:
+                assert response.status == 401
+            async with http.get(url, headers={"Authorization": "Bearer zzz"}) as response:
+                assert response.status == 200
+        await serve.interrupt()
+    assert "unauthenticated" not in "".join(serve.lines)
+
+
+async def test_serve_warns_when_the_admin_endpoints_are_open(
+    unused_tcp_port: int, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, "admin: {token_env: MY_ADMIN}\n")
+    args = ["serve", "--config", str(config), "--port", str(unused_tcp_port)]
+    async with running(*args, env=cli_env(), cwd=tmp_path) as serve:
+        warning = await serve.line_with("are unauthenticated")
+        await serve.interrupt()
+    assert "WARNING" in warning
+    assert "$MY_ADMIN (admin.token_env) or $SIDECAR_ADMIN_TOKEN" in warning
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--rate-429", "2"), ("--rate-503", "-0.1"), ("--rate-500", "nan"), ("--latency-ms", "-5")],
+)
+async def test_mock_upstream_refuses_out_of_range_options(option: str, value: str) -> None:
+    """A share outside 0..1 (or a negative delay) is an argparse error naming the option."""
+    finished = await run_cli("mock-upstream", option, value, "--port", "9")
+    assert finished.code == 2
+    assert f"argument {option}: must be" in finished.err
+    assert "simulated upstream on" not in finished.out
+
+
+async def test_report_accepts_a_url_without_scheme(
+    upstream: TestServer, make_sidecar: MakeSidecar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`report --url 127.0.0.1:PORT` means http://; a scheme other than http(s) is refused."""
+    monkeypatch.delenv("SIDECAR_ADMIN_TOKEN", raising=False)
+    server = await make_sidecar(str(upstream.make_url("/v1")))
+    finished = await run_cli("report", "--url", f"127.0.0.1:{server.port}/v1")
+    assert (finished.code, finished.err) == (0, "")
+    assert "llm-sidecar report" in finished.out
+    wrong = await run_cli("report", "--url", "ftp://127.0.0.1:8787")
+    assert wrong.code == 2
+    assert "is not an http:// or https:// URL" in wrong.err
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
+    """`llm-sidecar redact big.jsonl | head -1`: the closed pipe ends the command quietly
+    (exit 141, as a Unix tool killed by SIGPIPE), with nothing on stderr."""
+    big = tmp_path / "big.jsonl"
+    line = json.dumps({"id": 1, "text": "mail ann@example.org " * 20})
+    big.write_text((line + "\n") * 20000)
+    with subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "redact", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.readline().startswith(b'{"id"')
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=CLI_TIMEOUT_S) == 141
+    assert err == ""
