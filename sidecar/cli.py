@@ -178,14 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     scan = command("scan", "run the prompt-attack checks over a JSONL file of {id, text} lines")
-    scan.add_argument("file", help="JSONL input; one result line per input on stdout")
+    scan.add_argument("file", help="JSONL input (- for stdin); one result line per input on stdout")
     scan.add_argument(
         "--threshold", type=float, help="score at which a text is flagged (default 0.5)"
     )
     scan.set_defaults(run=_scan)
 
     redact = command("redact", "redact secrets and personal data in a JSONL file of {id, text}")
-    redact.add_argument("file", help="JSONL input; one redacted line per input on stdout")
+    redact.add_argument(
+        "file", help="JSONL input (- for stdin); one redacted line per input on stdout"
+    )
     redact.set_defaults(run=_redact)
 
     demo = command("demo", "run a self-contained demo against a simulated upstream")
@@ -302,12 +304,7 @@ def _scan(args: argparse.Namespace) -> int:
     if args.threshold is not None and not 0 < args.threshold < 1:
         print("llm-sidecar: --threshold must be between 0 and 1.", file=sys.stderr)
         return 2
-    try:
-        bad = scan_file(args.file, sys.stdout, InjectionDetector.load(args.threshold))
-    except OSError as exc:
-        print(f"llm-sidecar: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 1 if bad else 0
+    return scan_file(args.file, sys.stdout, InjectionDetector.load(args.threshold))
 
 
 def _redact(args: argparse.Namespace) -> int:

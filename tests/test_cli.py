@@ -51,21 +51,23 @@ class Finished:
 
 
 async def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: bytes = b""
 ) -> Finished:
-    """Run ``python -m sidecar ARGS`` to completion (bounded) and capture what it printed."""
+    """Run ``python -m sidecar ARGS`` to completion (bounded), with ``stdin`` as its standard
+    input, and capture what it printed."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "sidecar",
         *args,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env or cli_env(),
         cwd=cwd,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
+        out, err = await asyncio.wait_for(process.communicate(stdin), CLI_TIMEOUT_S)
     finally:
         if process.returncode is None:
             process.kill()
@@ -447,6 +449,18 @@ async def test_scan_and_redact_write_one_result_line_per_input_and_name_bad_line
     assert "cannot read" in missing.err
 
 
+@pytest.mark.parametrize("command", ["scan", "redact"])
+async def test_scan_and_redact_read_standard_input_for_a_dash(command: str) -> None:
+    """`cat prompts.jsonl | llm-sidecar scan -`: the same results as from a file, and a bad
+    line is named as line N of "-"."""
+    lines = b'{"id": 1, "text": "mail ann@example.org"}\n{oops\n'
+    finished = await run_cli(command, "-", stdin=lines)
+    assert finished.code == 1
+    (row,) = map(json.loads, finished.out.splitlines())
+    assert row["id"] == 1
+    assert "-:2:" in finished.err
+
+
 # --- what a new user met (trial) -----------------------------------------------------------------
 
 
@@ -570,14 +584,15 @@ async def test_report_accepts_a_url_without_scheme(
     assert "is not an http:// or https:// URL" in wrong.err
 
 
-def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["scan", "redact"])
+def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path, command: str) -> None:
     """`llm-sidecar redact big.jsonl | head -1`: the closed pipe ends the command quietly
-    (exit 141, as a Unix tool killed by SIGPIPE), with nothing on stderr."""
+    (exit 141, as a Unix tool killed by SIGPIPE), with nothing on stderr (not "cannot read")."""
     big = tmp_path / "big.jsonl"
     line = json.dumps({"id": 1, "text": "mail ann@example.org " * 20})
     big.write_text((line + "\n") * 20000)
     with subprocess.Popen(
-        [sys.executable, "-m", "sidecar", "redact", str(big)],
+        [sys.executable, "-m", "sidecar", command, str(big)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),

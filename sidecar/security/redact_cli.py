@@ -1,6 +1,6 @@
 """``llm-sidecar redact FILE.jsonl``: the output checks, offline.
 
-Reads ``{"id", "text"}`` lines and writes one line per input::
+Reads ``{"id", "text"}`` lines (``-``: standard input) and writes one line per input::
 
     {"id": ..., "text": "<redacted text>", "spans": [{"start", "end", "type"}, ...]}
 
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from sidecar.security.jsonl import process_lines
 from sidecar.security.secrets import Policy, redact
 
 
@@ -30,23 +31,12 @@ def redact_file(
     err: TextIO | None = None,
     actions: Policy | Mapping[str, str] | str = "redact",
 ) -> int:
-    err = sys.stderr if err is None else err
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        print(f"{path}: cannot read: {exc.strerror or exc}", file=err)
-        return 2
+    """Redact every line of ``path`` (``-``: standard input) into ``out``; the exit status of
+    :func:`sidecar.security.jsonl.process_lines`."""
     policy = Policy.of(actions)
-    failed = 0
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.write(redact_line(line, policy) + "\n")
-        except ValueError as exc:
-            print(f"{path}:{number}: {exc}", file=err)
-            failed += 1
-    return 1 if failed else 0
+    return process_lines(
+        path, lambda line: redact_line(line, policy), out, sys.stderr if err is None else err
+    )
 
 
 def redact_line(line: bytes | str, policy: Policy) -> str:

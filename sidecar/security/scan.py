@@ -1,9 +1,10 @@
 """Offline prompt scanning: ``llm-sidecar scan FILE.jsonl``.
 
-Reads ``{"id", "text"}`` lines and writes one ``{"id", "flagged", "score", "techniques"}`` line
-per input, in order, so users can try prompts and thresholds and we can evaluate the detector
-on any labelled file. A bad line (not JSON, not an object, ``text`` not a string) is reported on
-stderr with its line number and skipped; the scan goes on.
+Reads ``{"id", "text"}`` lines (``-``: standard input) and writes one ``{"id", "flagged",
+"score", "techniques"}`` line per input, in order, so users can try prompts and thresholds and
+we can evaluate the detector on any labelled file. A bad line (not JSON, not an object, ``text``
+not a string) is reported on stderr with its line number and skipped; the scan goes on (see
+:mod:`sidecar.security.jsonl` for the exit status).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TextIO
 import orjson
 
 from sidecar.security.injection import InjectionDetector
+from sidecar.security.jsonl import process_lines
 
 
 def scan_file(
@@ -23,32 +25,25 @@ def scan_file(
     detector: InjectionDetector | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Scan every line of ``path`` into ``out``; the number of bad lines (0 = all scanned)."""
-    detector = detector or InjectionDetector.load()
-    err = err or sys.stderr
-    bad = 0
-    with Path(path).open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            problem = _scan_line(line, detector, out)
-            if problem:
-                bad += 1
-                print(f"{path}:{number}: {problem}", file=err)
-    return bad
+    """Scan every line of ``path`` (``-``: standard input) into ``out``; the exit status of
+    :func:`sidecar.security.jsonl.process_lines` (0 all scanned, 1 some skipped, 2 unreadable)."""
+    scanner = detector or InjectionDetector.load()
+    return process_lines(
+        path, lambda line: scan_line(line, scanner), out, sys.stderr if err is None else err
+    )
 
 
-def _scan_line(line: bytes, detector: InjectionDetector, out: TextIO) -> str | None:
-    """Write the result for one line, or say what is wrong with it."""
+def scan_line(line: bytes, detector: InjectionDetector) -> str:
+    """One input line to its result line; ValueError saying what is wrong with the line."""
     try:
         row = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return f"not valid JSON ({exc})"
+        raise ValueError(f"not valid JSON ({exc})") from None
     if not isinstance(row, dict):
-        return "expected a JSON object with 'id' and 'text'"
+        raise ValueError("expected a JSON object with 'id' and 'text'")
     text = row.get("text")
     if not isinstance(text, str):
-        return "'text' is missing or not a string"
+        raise ValueError("'text' is missing or not a string")
     verdict = detector.scan_text(text)
     result = {
         "id": row.get("id"),
@@ -56,5 +51,4 @@ def _scan_line(line: bytes, detector: InjectionDetector, out: TextIO) -> str | N
         "score": verdict.score,
         "techniques": list(verdict.techniques),
     }
-    out.write(orjson.dumps(result).decode() + "\n")
-    return None
+    return orjson.dumps(result).decode()

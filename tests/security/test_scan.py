@@ -52,7 +52,7 @@ def test_bad_lines_are_reported_by_number_and_skipped(
         encoding="utf-8",
     )
     out, err = io.StringIO(), io.StringIO()
-    assert scan_file(source, out, detector, err=err) == 3
+    assert scan_file(source, out, detector, err=err) == 1  # some lines skipped
     assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == [1, 5]
     errors = err.getvalue().splitlines()
     assert [e.split(":")[1] for e in errors] == ["2", "3", "5"]
@@ -68,3 +68,10 @@ def test_default_detector_and_stderr(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert scan_file(str(source), out) == 1
     assert json.loads(out.getvalue())["id"] == "x"
     assert ":2:" in capsys.readouterr().err
+
+
+def test_an_unreadable_input_is_exit_2(tmp_path: Path, detector: InjectionDetector) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert scan_file(tmp_path / "absent.jsonl", out, detector, err=err) == 2
+    assert "absent.jsonl: cannot read" in err.getvalue()
+    assert out.getvalue() == ""
