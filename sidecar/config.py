@@ -406,8 +406,16 @@ class Settings(_Strict):
 
     def warnings(self, env: Mapping[str, str] | None = None) -> list[str]:
         """What works but is likely not meant: ``serve`` logs them, ``check-config`` says them."""
-        warning = self.admin.unauthenticated_warning(env)
-        return [warning] if warning else []
+        warnings = [self.admin.unauthenticated_warning(env)]
+        if not self.jobs.workers and self.redis_url is None:
+            # Without Redis the queues live in this process, so no `llm-sidecar worker` can
+            # reach them: nothing would ever run a job.
+            warnings.append(
+                "jobs.workers is false and there is no redis_url: jobs queue in this process, "
+                "where no worker runs them. Set redis_url (and run `llm-sidecar worker`) or "
+                "jobs.workers: true."
+            )
+        return [warning for warning in warnings if warning]
 
     @property
     def default_provider(self) -> str:

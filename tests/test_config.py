@@ -316,3 +316,16 @@ def test_the_admin_token_comes_from_token_env_then_sidecar_admin_token() -> None
     assert "unauthenticated" in warning
     assert "$MY_ADMIN" in warning
     assert "$SIDECAR_ADMIN_TOKEN" in warning
+
+
+def test_jobs_without_workers_or_redis_are_warned_about() -> None:
+    """jobs.workers: false keeps `serve` from running jobs; without Redis no other process can
+    reach its queues either, so the jobs would never run: a warning says so."""
+    token = {"SIDECAR_ADMIN_TOKEN": "t"}
+    stranded = settings_from_dict({"jobs": {"workers": False}}, env={})
+    assert any("no worker runs them" in w for w in stranded.warnings(token))
+    shared = settings_from_dict(
+        {"jobs": {"workers": False}, "redis_url": "redis://127.0.0.1/0"}, env={}
+    )
+    assert shared.warnings(token) == []
+    assert settings_from_dict({}, env={}).warnings(token) == []
