@@ -84,6 +84,7 @@ class Exchange:
     prefetched: dict[str, bytes | None] = field(default_factory=dict)
     finish_reasons: list[str] = field(default_factory=list)
     error_code: str | None = None
+    error_reason: str | None = None  # the answered error's ``reason`` (what refused it)
     limited_by: str | None = None  # the sidecar's own rate limit refused: "requests" | "tokens"
 
     def set_model(self, model: str) -> None:

@@ -4,6 +4,10 @@ Totals, the split by model and by operation, what the cache saved and what fallb
 and failed calls cost come from the usage store (exact micro-dollars, summed by the database);
 the budget from the month's counter, the same one budgets are enforced with. Recommendations are
 computed from those numbers, each naming what to change.
+
+A cost the sidecar does not know (an unpriced model) is never shown as $0: a row whose requests
+are all unpriced has ``cost_usd: null``, every row and the totals say how many requests were
+unpriced (``unpriced_requests``), and ``total_cost_usd`` is the sum of the known costs.
 """
 
 from __future__ import annotations
@@ -101,6 +105,11 @@ def _sum(a: UsageGroup, b: UsageGroup) -> UsageGroup:
     return UsageGroup(operation="*", model=a.model, **counts)
 
 
+def known_cost(group: UsageGroup) -> str | None:
+    """The group's cost; None (unknown) when none of its requests had a price."""
+    return None if group.unpriced == group.requests else usd(group.cost_micros)
+
+
 def _model_row(row: UsageGroup) -> dict[str, Any]:
     return {
         "model": row.model,
@@ -108,7 +117,8 @@ def _model_row(row: UsageGroup) -> dict[str, Any]:
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "images": row.images,
-        "cost_usd": usd(row.cost_micros),
+        "cost_usd": known_cost(row),
+        "unpriced_requests": row.unpriced,
     }
 
 
@@ -118,7 +128,8 @@ def _operation_row(group: UsageGroup) -> dict[str, Any]:
         "model": group.model,
         "requests": group.requests,
         "mean_output_tokens": round(group.output_tokens / group.requests, 1),
-        "cost_usd": usd(group.cost_micros),
+        "cost_usd": known_cost(group),
+        "unpriced_requests": group.unpriced,
         "cache_hits": group.cache_hits,
         "saved_usd": usd(group.saved_micros),
     }

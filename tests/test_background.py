@@ -79,3 +79,52 @@ async def test_corrections_pending_at_shutdown_are_applied_by_drain() -> None:
     assert applied == []
     assert await background.drain(timeout_s=5)
     assert applied == [[("alice", 3), ("bob", 7)]]
+
+
+async def test_flush_applies_pending_and_queued_corrections_at_once_and_only_once() -> None:
+    """flush() applies what waits for the timer and what is queued in the runner, summed, at
+    once; the queued job then finds its batch taken and applies nothing again."""
+    background = Background(capacity=10, workers=1)  # not started: a handed batch stays queued
+    applied: list[list[tuple[str, int]]] = []
+
+    async def apply(batch: list[tuple[str, int]]) -> None:
+        applied.append(batch)
+
+    corrections = Coalescer(background, "test", apply, every_s=3600)
+    corrections.add("alice", "alice", 5)
+    await background.drain(timeout_s=5)  # hands the batch to the queue (no worker takes it)
+    assert background.depth == 1
+    corrections.add("alice", "alice", -2)
+    corrections.add("bob", "bob", 7)
+    assert (corrections.pending("alice"), corrections.pending("bob")) == (True, True)
+    assert not corrections.pending("carol")
+    await corrections.flush()
+    assert applied == [[("alice", 3), ("bob", 7)]]
+    assert not corrections.pending("alice")
+    background.start()
+    assert await background.drain(timeout_s=5)
+    assert applied == [[("alice", 3), ("bob", 7)]]
+
+
+async def test_flush_waits_for_a_batch_being_applied() -> None:
+    """A batch the runner is applying still counts as pending; flush() returns once it is
+    applied, so a counter read after it sees the correction."""
+    background = Background(capacity=10, workers=1)
+    background.start()
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def apply(batch: list[tuple[str, int]]) -> None:
+        started.set()
+        await gate.wait()
+
+    corrections = Coalescer(background, "test", apply, every_s=0)
+    corrections.add("alice", "alice", 1)
+    await started.wait()
+    assert corrections.pending("alice")
+    flush = asyncio.create_task(corrections.flush())
+    await asyncio.sleep(0)  # let it reach its wait (a yield to the loop, not a timer)
+    assert not flush.done()
+    gate.set()
+    await flush
+    assert not corrections.pending("alice")
+    assert await background.drain(timeout_s=5)

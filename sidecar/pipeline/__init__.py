@@ -56,7 +56,11 @@ def build_pipeline(rt: Runtime) -> Pipeline:
         # requests per user x operation, tokens per user x model; one Redis round trip that
         # also reserves the budget and fetches the cache entry
         RateLimitStage(
-            rt, lookahead=cache.key_for, budget=costs.budget_limit, over_budget=costs.over_budget
+            rt,
+            lookahead=cache.key_for,
+            budget=costs.budget_limit,
+            over_budget=costs.over_budget,
+            settle_budget=costs.settle_pending,
         ),
         # price the call, reserve it against the user's monthly budget, settle and record it
         costs,

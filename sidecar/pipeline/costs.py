@@ -5,18 +5,28 @@ at the model's prices) is reserved against the user's budget for the calendar mo
 one atomic step, so concurrent requests cannot overshoot it: a reservation that does not fit
 is refused with 429 ``QUOTA_EXCEEDED`` when ``budgets.enforce``. When the operation has a rate
 limit, the reservation is one more limit (``kind="sum"``) in the rate limiter's decision: one
-Redis round trip for both, all or nothing. A reservation that takes the month's total (spent
-and reserved) past ``budgets.notify_at`` sends one notification per user per month.
+Redis round trip for both, all or nothing.
 
 After the call the usage record is made durable before the reply goes on (see
 :mod:`sidecar.usage_log`: a client never holds an answer whose record a crash could lose), and
 the reservation is corrected to the real cost after the reply, summed per user and applied in
 batches (:class:`sidecar.background.Coalescer`): until then the budget counts the reservation,
-which is never less than the cost.
+which is never less than the cost. A reservation refused while this instance still holds
+corrections of the same user applies them at once and is checked once more, so a client that
+waits for each answer is never refused because of its own answered calls (the refusal path
+pays the extra round trip, never the hot path).
 
-A cache hit costs 0 and records the cost it saved. A model missing from the price table is an
-alarm (``sidecar.cost.unpriced``, one warning per model) and its cost is recorded as unknown,
-never as $0.
+The budget counter is settled to the cost the usage record holds, so ``GET /sidecar/usage``
+shows the same spend in its total and in its budget. An answer without usage is priced from
+its counted tokens (the prompt's estimate and about a token per 4 characters of the answer;
+the record is marked ``estimated``). A call that failed with no answer costs 0. A cost that
+is unknown (the model, or the answering fallback, has no price) is recorded as unknown, never
+as $0, and is not held against the budget: the report counts those requests as unpriced, and
+``sidecar.cost.unpriced`` with one warning per model is the alarm to add the price.
+
+Settled spend is also summed on its own counter (``<budget key>:spent``, without the
+reservations of calls in flight): ``budgets.notify_at`` is checked on it as corrections are
+applied, and crossing it sends one notification per user per month.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -105,8 +116,11 @@ class Costs:
         self._budgets = {user: int(usd * MICROS) for user, usd in budgets.users.items()}
         self._unpriced_warned: set[str] = set()
         self._notified: set[str] = set()  # budget keys this process has seen notified
-        # A reservation is corrected to the real cost after the reply, in batches.
-        self.corrections = Coalescer(rt.background, "budget.settle", self._correct, SETTLE_EVERY_S)
+        # A reservation is corrected to the real cost after the reply, in batches; so is the
+        # settled spend that notify_at is checked on.
+        self.corrections: Coalescer[BudgetCounter] = Coalescer(
+            rt.background, "budget.settle", self._correct, SETTLE_EVERY_S
+        )
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         if ex.model is None or not is_model_call(ex.method, ex.path):
@@ -114,12 +128,17 @@ class Costs:
         charge = await self.reserve(ex)
         try:
             reply = await call_next(ex)
-        except BaseException:
-            await self.settle(ex, charge, outcome=ex.error_code or "error")
+        except BaseException as exc:
+            code = exc.code.value if isinstance(exc, SidecarError) else ex.error_code
+            await self.settle(ex, charge, outcome=code or "error", failed=True)
             raise
         if reply.stream is None:
-            outcome = "success" if reply.status < 400 else f"HTTP_{reply.status}"
-            await self.settle(ex, charge, outcome=outcome)
+            failed = reply.status >= 400
+            estimated = not failed and ex.usage is None and ex.cache != "HIT"
+            if estimated:  # an answer without usage: priced from its counted tokens
+                ex.usage = _estimated_usage(ex, _answer_tokens(reply.json()))
+            outcome = f"HTTP_{reply.status}" if failed else "success"
+            await self.settle(ex, charge, outcome=outcome, failed=failed, estimated=estimated)
         else:
             watcher = _StreamEnd(self, ex, charge)
             reply.observers.append(watcher)
@@ -153,13 +172,27 @@ class Costs:
             return None
         budget, total, estimate = limit.limit, spent.count, limit.cost
         self.telemetry.budget_exceeded(ex, total / budget if budget else 1.0)
-        return SidecarError(
-            ErrorCode.QUOTA_EXCEEDED,
-            f"Monthly budget of ${Decimal(budget) / MICROS:f} for this user is used up "
-            f"(${Decimal(total) / MICROS:f} spent or reserved in {self.keys.month}); this "
-            f"request would cost up to ${Decimal(estimate) / MICROS:f}.",
-            reason="budget_exceeded",
-        )
+        counted = f"${_usd(total)} spent or reserved in {self.keys.month}"
+        if total >= budget:
+            message = (
+                f"Monthly budget of ${_usd(budget)} for this user is used up ({counted}); this "
+                f"request would cost up to ${_usd(estimate)}."
+            )
+        else:  # there is money left, only not enough for this request's worst case
+            message = (
+                f"This request's estimated cost of up to ${_usd(estimate)} would exceed the "
+                f"${_usd(budget - total)} left of this user's monthly budget of ${_usd(budget)} "
+                f"({counted}); ask for fewer tokens (max_tokens) or raise the budget (budgets)."
+            )
+        return SidecarError(ErrorCode.QUOTA_EXCEEDED, message, reason="budget_exceeded")
+
+    async def settle_pending(self, key: str) -> bool:
+        """Apply this instance's corrections not applied yet when some are for budget ``key``;
+        whether there were (then a refused reservation is worth checking once more)."""
+        if not self.corrections.pending(key):
+            return False
+        await self.corrections.flush()
+        return True
 
     async def reserve(self, ex: Exchange) -> Charge:
         """Reserve the call's estimated cost against the user's budget for this month (done
@@ -167,21 +200,22 @@ class Costs:
         key, month = self.keys.current(ex.user)
         if ex.budget_reserved is not None:
             key, reserved, total = ex.budget_reserved
-            charge = Charge(key, month, reserved)
-            await self._maybe_notify(ex, charge, total)
-            return charge
+            self._observe_utilization(ex, total)
+            return Charge(key, month, reserved)
         charge = Charge(key, month, 0)
         limit = self.budget_limit(ex)
         if limit is None:
             return charge
         admission = await self.counters.admit([limit])
+        if not admission.allowed and await self.settle_pending(limit.key):
+            admission = await self.counters.admit([limit])
         (spent,) = admission.windows
         if not admission.allowed:
             error = self.over_budget(ex, limit, spent)
             if error is not None:
                 raise error
         charge.reserved = limit.cost
-        await self._maybe_notify(ex, charge, spent.count)
+        self._observe_utilization(ex, spent.count)
         return charge
 
     def _estimate(self, ex: Exchange) -> int | None:
@@ -198,12 +232,12 @@ class Costs:
 
     # --- after the call -------------------------------------------------------------------------
 
-    def price(self, ex: Exchange) -> tuple[int | None, int]:
+    def price(self, ex: Exchange, *, failed: bool = False) -> tuple[int | None, int]:
         """(cost in micro-dollars or None when unpriced, cost a cache hit saved)."""
         model = ex.response_model or ex.upstream_model or ex.model or ""
         usage = ex.usage
-        if usage is None:
-            known = ex.cache == "HIT" or ex.error_code or self.pricing.is_free(model)
+        if usage is None:  # no answer (the call failed), a hit, or nothing to go by
+            known = failed or ex.cache == "HIT" or self.pricing.is_free(model)
             return (0 if known else None), 0
         body = ex.body or {}
         size, quality = _text(body, "size"), _text(body, "quality")
@@ -231,57 +265,75 @@ class Costs:
             )
 
     async def settle(
-        self, ex: Exchange, charge: Charge, *, outcome: str, estimated: bool = False
+        self,
+        ex: Exchange,
+        charge: Charge,
+        *,
+        outcome: str,
+        failed: bool = False,
+        estimated: bool = False,
     ) -> None:
         """Price the call, hand its usage record over, settle the reservation to the cost."""
-        cost, saved = self.price(ex)
+        cost, saved = self.price(ex, failed=failed)
         if cost is not None:
             ex.cost_usd = Decimal(cost) / MICROS
         # Handed over first, before any await (a cancelled request has handed it over). It is
         # usually durable at once (written ahead); if not, its commit overlaps the budget update.
         durable = self.log.submit(self._record(ex, cost, saved, outcome, estimated))
-        spent = cost if cost is not None else charge.reserved  # unknown: keep the reserve
-        self.corrections.add(charge.key, charge.key, spent - charge.reserved)
+        # The budget holds what the record holds; an unknown cost, like the report's total,
+        # counts nothing (see the module docstring).
+        spent = cost or 0
+        budget = BudgetCounter(charge.key, ex.user, charge.month, spend=False)
+        self.corrections.add(charge.key, budget, spent - charge.reserved)
+        if spent:
+            settled = BudgetCounter(spent_key(charge.key), ex.user, charge.month, spend=True)
+            self.corrections.add(settled.key, settled, spent)
         if durable is not None:
             try:
                 await durable
             except UsageNotDurable:  # database and journal both failing: it stays queued
                 log.error("usage record of %s is not durable yet (kept queued)", ex.request_id)
 
-    async def _correct(self, batch: list[tuple[str, int]]) -> None:
-        """Apply summed corrections: concurrent adds, one pipelined write with Redis."""
-        await asyncio.gather(
-            *(self.counters.add(key, delta, ttl_s=MONTH_TTL_S) for key, delta in batch)
+    async def _correct(self, batch: list[tuple[BudgetCounter, int]]) -> None:
+        """Apply summed corrections (concurrent adds, one pipelined write with Redis), then
+        check the settled spend they bring against notify_at."""
+        totals = await asyncio.gather(
+            *(self.counters.add(counter.key, delta, ttl_s=MONTH_TTL_S) for counter, delta in batch)
         )
+        for (counter, _), total in zip(batch, totals, strict=True):
+            if counter.spend:
+                await self._maybe_notify(counter, total)
 
-    async def _maybe_notify(self, ex: Exchange, charge: Charge, total: int) -> None:
+    def _observe_utilization(self, ex: Exchange, total: int) -> None:
+        """``sidecar.budget.utilization`` as the reservation leaves it (spent and reserved)."""
         budget = self.budget_micros(ex.user)
-        if not budget:
+        if budget and total / budget >= UTILIZATION_FLOOR:
+            # (the histogram is for users nearing their budget; recording is not free)
+            self.telemetry.budget_utilization(ex, total / budget)
+
+    async def _maybe_notify(self, counter: BudgetCounter, spent: int) -> None:
+        """One notification per user and month once the settled spend reaches notify_at."""
+        budget = self.budget_micros(counter.user)
+        if not budget or spent / budget < self.settings.budgets.notify_at:
             return
-        utilization = total / budget
-        if utilization < UTILIZATION_FLOOR:
-            return  # the histogram is for users nearing their budget; recording is not free
-        self.telemetry.budget_utilization(ex, utilization)
-        if utilization < self.settings.budgets.notify_at:
-            return
-        if charge.key in self._notified:
+        budget_key = counter.key.removesuffix(SPENT_SUFFIX)
+        if budget_key in self._notified:
             return  # known to be sent (by this process or another): no round trip
         if len(self._notified) >= 10_000:
             self._notified.clear()
-        self._notified.add(charge.key)
-        flag = f"{charge.key}:notified"
+        self._notified.add(budget_key)
+        flag = f"{budget_key}:notified"
         first, _ = await self.counters.reserve(flag, 1, limit=1, ttl_s=MONTH_TTL_S)
         if first:
-            self.telemetry.budget_notice(ex, utilization)
             self.telemetry.alerts.notify(
-                ("budget", ex.user, charge.month),
+                ("budget", counter.user, counter.month),
                 {
                     "alert": "budget_threshold",
-                    "user": ex.user,
-                    "month": charge.month,
-                    "utilization": round(utilization, 4),
+                    "user": counter.user,
+                    "month": counter.month,
+                    "utilization": round(spent / budget, 4),
                     "budget_usd": str(Decimal(budget) / MICROS),
-                    "spent_usd": str(Decimal(total) / MICROS),
+                    "spent_usd": str(Decimal(spent) / MICROS),
                 },
             )
 
@@ -309,6 +361,25 @@ class Costs:
             estimated=estimated,
             upstream_calls=ex.attempts,
         )
+
+
+SPENT_SUFFIX = ":spent"
+
+
+def spent_key(budget_key: str) -> str:
+    """The counter of a month's settled spend, beside its budget counter (same hash tag)."""
+    return budget_key + SPENT_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCounter:
+    """A counter a correction applies to: a budget counter (spent and reserved), or the
+    month's settled spend (``spend``), checked against notify_at once applied."""
+
+    key: str
+    user: str
+    month: str
+    spend: bool
 
 
 class Charge:
@@ -351,9 +422,27 @@ class _StreamEnd:
         return self.held or NO_EVENTS
 
 
-def _estimated_usage(ex: Exchange, output_chunks: int) -> Usage:
-    """No usage chunk came: the prompt's estimate, and about a token per relayed chunk."""
-    return Usage(input_tokens=prompt_tokens(ex), output_tokens=output_chunks)
+def _estimated_usage(ex: Exchange, output_tokens: int) -> Usage:
+    """No usage came: the prompt's estimate, and the answer's counted tokens."""
+    return Usage(input_tokens=prompt_tokens(ex), output_tokens=output_tokens)
+
+
+def _answer_tokens(answer: dict[str, Any] | None) -> int:
+    """About a token per 4 characters of an answer's text (its choices' ``text`` or message
+    content, as the prompt is counted); 0 when it has none."""
+    chars = 0
+    for choice in (answer or {}).get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
+        text = choice.get("text", message.get("content") if isinstance(message, dict) else None)
+        if isinstance(text, str):
+            chars += len(text)
+    return (chars + 3) // 4
+
+
+def _usd(micros: int) -> str:
+    return f"{Decimal(micros) / MICROS:f}"
 
 
 def _text(body: dict[str, Any], key: str) -> str | None:

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 def error_reply(ex: Exchange, err: SidecarError) -> Reply:
     ex.error_code = err.code.value
+    ex.error_reason = err.reason
     return Reply(status=err.status, headers=err.headers(), body=err.body(ex.request_id))
 
 

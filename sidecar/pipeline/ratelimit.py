@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sidecar.backends import Counters, Limit, Tally, Window
+from sidecar.backends import Admission, Counters, Limit, Tally, Window
 from sidecar.background import Coalescer
 from sidecar.config import RateLimit as RateLimitRule
 from sidecar.errors import ErrorCode, SidecarError
@@ -74,10 +74,16 @@ def rate_headers(window: Window) -> dict[str, str]:
     }
 
 
+async def _nothing_pending(key: str) -> bool:
+    return False
+
+
 class RateLimitStage:
     """``lookahead`` names a key to read in the same Redis round trip (the cache's key);
     ``budget`` is the request's budget reservation, checked and recorded in that round trip too
-    (all limits or none), or None; ``over_budget`` is the error when only the budget refused."""
+    (all limits or none), or None; ``over_budget`` is the error when only the budget refused;
+    ``settle_budget`` applies corrections of a budget counter still pending in this instance
+    (True when there were: the decision is then taken once more, see :mod:`.costs`)."""
 
     def __init__(
         self,
@@ -87,12 +93,14 @@ class RateLimitStage:
         over_budget: Callable[[Exchange, Limit, Window], SidecarError | None] = (
             lambda ex, limit, window: None
         ),
+        settle_budget: Callable[[str], Awaitable[bool]] = _nothing_pending,
     ) -> None:
         self.counters: Counters = rt.backends.counters
         self.prefix = rt.settings.backends.redis_prefix + "rl:"
         self.telemetry: Telemetry = rt.telemetry
         self.lookahead = lookahead
         self.budget, self.over_budget = budget, over_budget
+        self.settle_budget = settle_budget
         # Token corrections are summed per key and applied together every SETTLE_EVERY_S in
         # one background job, so a busy user's many replies cost one update, not one each.
         self.corrections = Coalescer(
@@ -120,6 +128,12 @@ class RateLimitStage:
             (cache_key,) if cache_key else (),
         )
         ex.prefetched.update(admission.fetched)
+        if (
+            budget is not None
+            and _only_last_refused(admission)
+            and await self.settle_budget(budget.key)
+        ):  # the budget still counted this user's answered calls at their reservations
+            admission = await self.counters.admit(limits)  # (no tally: counted already)
         headers = rate_headers(admission.windows[0])
         if rule.fail_closed and self.counters.degraded:
             ex.limited_by = "unavailable"
@@ -170,6 +184,11 @@ class RateLimitStage:
     def _settle(self, tokens: Limit, used: int) -> None:
         """Move the reservation to what was used, after the reply (never on its path)."""
         self.corrections.add(tokens.key, tokens, used - tokens.cost)
+
+
+def _only_last_refused(admission: Admission) -> bool:
+    *others, last = admission.windows
+    return not last.allowed and all(window.allowed for window in others)
 
 
 def _limiter_down(ex: Exchange, headers: dict[str, str]) -> SidecarError:

@@ -29,6 +29,7 @@ from sidecar.pipeline.base import Next
 from sidecar.stream import NO_EVENTS, EndReason, StreamEnd
 from sidecar.telemetry import names as n
 from sidecar.telemetry.recorder import Telemetry
+from sidecar.telemetry.stats import is_refusal
 
 _propagator = TraceContextTextMapPropagator()
 _NO_PARENT = Context()
@@ -130,7 +131,8 @@ class RequestTelemetry:
             slow=slow,
             cost_micros=int(ex.cost_usd * 1_000_000) if ex.cost_usd else 0,
             fingerprint=hash(ex.raw_body) if ex.model is not None else 0,
-            error_code=None if ok else _stats_code(ex, status),
+            error_code=None if ok else ex.error_code or f"HTTP_{status}",
+            refused=not ok and is_refusal(ex.error_reason),
         )
         if span.is_recording():  # with no exporter configured, spans are not recorded at all
             span.set_attributes(self._attributes(ex, status))
@@ -220,17 +222,12 @@ class _RequestStream:
     def on_end(self, end: StreamEnd) -> Sequence[bytes]:
         if end.error is not None:
             self.ex.error_code = end.error.code.value
+            self.ex.error_reason = end.error.reason
             self.span.add_event(n.EVENT_STREAM_ERROR, {n.ERROR_TYPE: end.error.code.value})
         elif end.reason is EndReason.CLIENT_GONE:
             self.ex.error_code = self.ex.error_code or "client_closed"
         self.stage._finish(self.ex, self.span, self.status, self.first_chunk_s)
         return NO_EVENTS
-
-
-def _stats_code(ex: Exchange, status: int) -> str:
-    if ex.limited_by is not None:
-        return n.RATE_LIMITED_CODE  # ours, not the provider's RATE_LIMIT
-    return ex.error_code or f"HTTP_{status}"
 
 
 def _trace_id(span: Span) -> str | None:

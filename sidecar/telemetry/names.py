@@ -52,7 +52,6 @@ EVENT_FALLBACK: Final = "sidecar.fallback"
 EVENT_SLOW_OPERATION: Final = "sidecar.slow_operation"
 EVENT_CACHE_HIT: Final = "sidecar.cache_hit"
 EVENT_RATE_LIMITED: Final = "sidecar.rate_limited"
-EVENT_BUDGET_THRESHOLD: Final = "sidecar.budget_threshold"
 EVENT_BUDGET_EXCEEDED: Final = "sidecar.budget_exceeded"
 EVENT_STREAM_ERROR: Final = "sidecar.stream_error"
 EVENT_QUEUE_SHED: Final = "sidecar.queue.shed"  # no slot within the priority's max wait: 503
@@ -125,8 +124,6 @@ OUTCOME_SUCCESS: Final = "success"
 OUTCOME_ERROR: Final = "error"
 OUTCOME_CACHE_HIT: Final = "cache_hit"
 OUTCOME_RATE_LIMITED: Final = "rate_limited"  # refused by the sidecar's own rate limit
-# Recorded in the report's statistics for the sidecar's own refusals (not the provider's 429).
-RATE_LIMITED_CODE: Final = "RATE_LIMITED"
 QUEUE_ADMITTED: Final = "admitted"
 QUEUE_SHED: Final = "shed"
 

@@ -264,9 +264,6 @@ class Telemetry:
             self.metrics.budget_utilization, utilization, {n.LABEL_OPERATION: ex.operation}
         )
 
-    def budget_notice(self, ex: Exchange, utilization: float) -> None:
-        self.event(n.EVENT_BUDGET_THRESHOLD, {"sidecar.budget.utilization": utilization})
-
     def budget_exceeded(self, ex: Exchange, utilization: float) -> None:
         self.event(n.EVENT_BUDGET_EXCEEDED, {"sidecar.budget.utilization": utilization})
         self.budget_utilization(ex, utilization)

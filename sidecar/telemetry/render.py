@@ -33,6 +33,7 @@ class OperationRow(_Shape):
     success_rate: float
     error_rate: float | None = None
     client_error_rate: float | None = None
+    refused_rate: float | None = None
     cache_hit_rate: float
     latency_ms: Latency
     average_latency_ms: float | None = None
@@ -54,11 +55,13 @@ class ReportSummary(_Shape):
     average_latency_ms: float
     error_rate: float
     client_error_rate: float | None = None
+    refused_rate: float | None = None
     cache_hit_rate: float
     total_cost_usd: float
     slow_operations: int
     window_s: float | None = None
     errors_by_code: dict[str, int] = Field(default_factory=dict)
+    refused_by_code: dict[str, int] = Field(default_factory=dict)
 
 
 class Report(_Shape):
@@ -116,8 +119,8 @@ def print_report(report: object, console: Console) -> None:
     console.print(_latencies(parsed.by_operation))
     if parsed.by_model:
         console.print(_models(parsed.by_model))
-    if parsed.summary.errors_by_code:
-        console.print(_error_codes(parsed.summary.errors_by_code))
+    if parsed.summary.errors_by_code or parsed.summary.refused_by_code:
+        console.print(_error_codes(parsed.summary.errors_by_code, parsed.summary.refused_by_code))
     _advice(parsed.recommendations, console)
 
 
@@ -131,6 +134,7 @@ def _overview(summary: ReportSummary) -> Table:
             ("average latency", f"{_ms(summary.average_latency_ms)} ms"),
             ("error rate (upstream and sidecar)", _share(summary.error_rate, 2)),
             ("client error rate (4xx)", _share(summary.client_error_rate, 2)),
+            ("refused by the sidecar's policies", _share(summary.refused_rate, 2)),
             ("cache hit rate", _share(summary.cache_hit_rate, 2)),
             ("total cost", f"${summary.total_cost_usd:.6f}"),
             ("slow operations", str(summary.slow_operations)),
@@ -146,6 +150,7 @@ def _operations(rows: list[OperationRow]) -> Table:
         "success",
         "errors",
         "client errors",
+        "refused",
         "cache hits",
         "slow",
     )
@@ -156,6 +161,7 @@ def _operations(rows: list[OperationRow]) -> Table:
             _share(row.success_rate),
             _share(row.error_rate),
             _share(row.client_error_rate),
+            _share(row.refused_rate),
             _share(row.cache_hit_rate),
             "-" if row.slow_operations is None else str(row.slow_operations),
         )
@@ -200,11 +206,13 @@ def _models(rows: list[ModelRow]) -> Table:
     return table
 
 
-def _error_codes(errors: dict[str, int]) -> Table:
+def _error_codes(errors: dict[str, int], refused: dict[str, int]) -> Table:
     table = _table("Errors by code", "code", "count")
     table.add_column("counted as")
     for code, count in errors.items():
         table.add_row(code, str(count), "client error" if is_client_error(code) else "error")
+    for code, count in refused.items():
+        table.add_row(code, str(count), "refused by policy")
     return table
 
 
@@ -212,9 +220,11 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
     """``llm-sidecar usage``: totals, the split by model and by operation, what fallbacks and
     retries cost, the budget, the advice."""
     budget, cache = report["budget"], report["cache"]
-    totals = [("requests", f"{report['requests']:,}"), ("cost", f"${report['total_cost_usd']}")]
-    if report["unpriced_requests"]:
-        totals.append(("requests of unpriced models", f"{report['unpriced_requests']:,}"))
+    unpriced = report["unpriced_requests"]
+    cost = f"${report['total_cost_usd']}" + (f" + {unpriced:,} unknown" if unpriced else "")
+    totals = [("requests", f"{report['requests']:,}"), ("cost", cost)]
+    if unpriced:
+        totals.append(("requests of unpriced models", f"{unpriced:,}"))
     totals += [
         ("cache hits (saved)", f"{cache['hits']:,} (${cache['saved_usd']})"),
         (f"budget {budget['month']}", f"${budget['monthly_usd']}"),
@@ -235,7 +245,7 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
             f"{row['input_tokens']:,}",
             f"{row['output_tokens']:,}",
             f"{row['images']:,}",
-            row["cost_usd"],
+            _cost(row),
         )
     console.print(models)
     operations = _table(
@@ -248,7 +258,7 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
             row["model"],
             f"{row['requests']:,}",
             f"{row['mean_output_tokens']:,}",
-            row["cost_usd"],
+            _cost(row),
             f"{row['cache_hits']:,}",
             row["saved_usd"],
         )
@@ -264,3 +274,13 @@ def print_usage(report: dict[str, Any], console: Console) -> None:
     ]
     console.print(_pairs("Fallbacks, retries and failed calls", money))
     _advice(report["recommendations"], console)
+
+
+def _cost(row: dict[str, Any]) -> str:
+    """A row's cost: "unknown" when no request of it had a price, the known part and how many
+    are unknown when some had none (never a silent 0)."""
+    cost: str | None = row["cost_usd"]
+    unpriced = int(row.get("unpriced_requests") or 0)
+    if cost is None:
+        return "unknown"
+    return f"{cost} + {unpriced:,} unknown" if unpriced else cost

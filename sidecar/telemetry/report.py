@@ -4,9 +4,12 @@ Numbers come from the rolling statistics (numpy, over the sliding window); recom
 derived from the same numbers and the configuration, so each one says what was measured and
 names a setting that is not already in place, or a check that is worth making.
 
-Errors are split in two: ``error_rate`` counts failures of the provider or the sidecar (what
+Errors are split in three: ``error_rate`` counts failures of the provider or the sidecar (what
 retries, fallbacks and circuit breakers are about); ``client_error_rate`` counts requests refused
-for their own sake (invalid input, context too long, too large, unauthorised, 4xx pass-through).
+for their own sake (invalid input, context too long, too large, unauthorised, 4xx pass-through);
+``refused_rate`` counts requests the sidecar's own policies refused (its rate limits, a user's
+budget, the input and output checks), which say nothing about the provider. ``errors_by_code``
+and ``refused_by_code`` count them by their error envelope code (SPEC).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def build_report(telemetry: Telemetry, settings: Settings) -> dict[str, Any]:
 def _summary(operations: dict[str, Summary], window_s: float) -> dict[str, Any]:
     total = sum(s.count for s in operations.values())
     codes = sum((Counter(s.error_codes) for s in operations.values()), Counter())
+    refused = sum((Counter(s.refused_codes) for s in operations.values()), Counter())
     return {
         "total_operations": total,
         "average_latency_ms": round(
@@ -66,11 +70,13 @@ def _summary(operations: dict[str, Summary], window_s: float) -> dict[str, Any]:
         else 0.0,
         "error_rate": _rate(sum(s.upstream_errors for s in operations.values()), total),
         "client_error_rate": _rate(sum(s.client_errors for s in operations.values()), total),
+        "refused_rate": _rate(refused.total(), total),
         "cache_hit_rate": _rate(sum(s.cache_hits for s in operations.values()), total),
         "total_cost_usd": _usd(sum(s.cost_micros for s in operations.values())),
         "slow_operations": sum(s.slow for s in operations.values()),
         "window_s": window_s,
         "errors_by_code": dict(codes.most_common()),
+        "refused_by_code": dict(refused.most_common()),
     }
 
 
@@ -81,6 +87,7 @@ def _operation_row(name: str, s: Summary, settings: Settings) -> dict[str, Any]:
         "success_rate": round(s.success_rate, 4),
         "error_rate": round(s.error_rate, 4),
         "client_error_rate": round(s.client_error_rate, 4),
+        "refused_rate": round(s.refused_rate, 4),
         "cache_hit_rate": round(s.cache_hit_rate, 4),
         "repeat_rate": round(s.repeat_rate, 4),
         "latency_ms": _latency(s),
@@ -99,6 +106,7 @@ def _model_rows(models: dict[str, Summary]) -> list[dict[str, Any]]:
             "count": s.count,
             "error_rate": round(s.error_rate, 4),
             "client_error_rate": round(s.client_error_rate, 4),
+            "refused_rate": round(s.refused_rate, 4),
             "latency_ms": _latency(s),
             "cost_usd": _usd(s.cost_micros),
             "cost_share": _rate(s.cost_micros, total_cost),

@@ -26,9 +26,29 @@ CLIENT_ERROR_CODES = frozenset(
         "UNAUTHORIZED",
         "client_closed",  # the client hung up mid-stream
         "CancelledError",  # the client hung up before the answer (handler cancelled)
-        "RATE_LIMITED",  # the sidecar's own rate limit: the app sent more than it may
     }
 )
+# The ``reason`` of an error that the sidecar's own policy refused the request with: its rate
+# limits, the user's budget, the input and output checks. Neither a failure of the model side
+# nor a mistake of the request, they are counted apart ("refused"), under their SPEC code.
+POLICY_REASONS = frozenset(
+    {
+        "requests_per_window",  # rate limit (sidecar.pipeline.ratelimit)
+        "tokens_per_window",
+        "budget_exceeded",  # monthly budget (sidecar.pipeline.costs)
+        "prompt_injection",  # input checks (sidecar.pipeline.security)
+        "duplicate",
+        "content_policy",
+        "sensitive_output",  # output policy: block (sidecar.security.secrets)
+    }
+)
+
+
+def is_refusal(reason: str | None) -> bool:
+    """Whether an error with this ``reason`` is a refusal by the sidecar's own policy."""
+    return reason in POLICY_REASONS
+
+
 # Pass-through answers (recorded as HTTP_<status>) in the 4xx range that are still the provider's
 # doing: 401/403 refuse the sidecar's own key, 408/429 are the provider's timeouts and limits.
 _PROVIDER_4XX = frozenset({401, 403, 408, 429})
@@ -56,7 +76,16 @@ class Summary:
     p95_ms: float
     p99_ms: float
     repeat_rate: float  # share of requests whose body was seen before in the window
-    error_codes: dict[str, int]
+    error_codes: dict[str, int]  # errors that are not refusals, by code
+    refused_codes: dict[str, int]  # refusals by the sidecar's own policies, by code
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refused_codes.values())
+
+    @property
+    def refused_rate(self) -> float:
+        return self.refused / self.count if self.count else 0.0
 
     @property
     def success_rate(self) -> float:
@@ -69,8 +98,9 @@ class Summary:
 
     @property
     def upstream_errors(self) -> int:
-        """Failures of the provider or the sidecar: every error that is not a client error."""
-        return self.errors - self.client_errors
+        """Failures of the provider or the sidecar: every error that is neither a client error
+        nor a refusal."""
+        return self.errors - self.client_errors - self.refused
 
     @property
     def error_rate(self) -> float:
@@ -102,6 +132,7 @@ class Ring:
         self.cost = np.zeros(capacity, dtype=np.int64)
         self.fingerprint = np.zeros(capacity, dtype=np.int64)
         self.code = np.zeros(capacity, dtype=np.int16)  # index into RollingStats.codes; 0 = none
+        self.refused = np.zeros(capacity, dtype=np.bool_)  # refused by the sidecar's policy
         self.size = 0
         self._next = 0
 
@@ -116,6 +147,7 @@ class Ring:
         cost_micros: int,
         fingerprint: int,
         code: int,
+        refused: bool = False,
     ) -> None:
         i = self._next
         self.t[i] = t
@@ -126,6 +158,7 @@ class Ring:
         self.cost[i] = cost_micros
         self.fingerprint[i] = fingerprint
         self.code[i] = code
+        self.refused[i] = refused
         self._next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -133,8 +166,8 @@ class Ring:
         window = self.t[: self.size] >= since
         count = int(window.sum())
         if count == 0:
-            return Summary(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, {})
-        per_code = np.bincount(self.code[: self.size][window], minlength=len(codes))
+            return Summary(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, {}, {})
+        code, refused = self.code[: self.size][window], self.refused[: self.size][window]
         latency = self.latency[: self.size][window]
         p50, p95, p99 = np.percentile(latency, [50, 95, 99]) * 1000
         return Summary(
@@ -148,8 +181,14 @@ class Ring:
             p95_ms=float(p95),
             p99_ms=float(p99),
             repeat_rate=_repeat_rate(self.fingerprint[: self.size][window]),
-            error_codes={codes[i]: int(c) for i, c in enumerate(per_code) if c and i},
+            error_codes=_by_code(code[~refused], codes),
+            refused_codes=_by_code(code[refused], codes),
         )
+
+
+def _by_code(indices: npt.NDArray[np.int16], codes: list[str]) -> dict[str, int]:
+    per_code = np.bincount(indices, minlength=len(codes))
+    return {codes[i]: int(c) for i, c in enumerate(per_code) if c and i}
 
 
 def _repeat_rate(fingerprints: npt.NDArray[np.int64]) -> float:
@@ -181,6 +220,7 @@ class RollingStats:
         cost_micros: int = 0,
         fingerprint: int = 0,
         error_code: str | None = None,
+        refused: bool = False,
     ) -> None:
         now = time.monotonic()
         code = self._code(error_code or "")
@@ -197,6 +237,7 @@ class RollingStats:
                 cost_micros=cost_micros,
                 fingerprint=fingerprint,
                 code=code,
+                refused=refused,
             )
 
     def _code(self, error_code: str) -> int:

@@ -62,8 +62,9 @@ class ProbeResult:
 class LiveTraffic:
     """The model calls of live requests over the last ``window_s``, and those that failed.
 
-    Cache hits, the sidecar's own rate-limit refusals and the client's mistakes are not model
-    calls that tell anything about the upstream, so they are left out.
+    Cache hits, the sidecar's own refusals (rate limits, budgets, security checks) and the
+    client's mistakes are not model calls that tell anything about the upstream, so they are
+    left out.
     """
 
     window_s: float
@@ -94,7 +95,8 @@ def live_traffic(stats: RollingStats, window_s: float = LIVE_WINDOW_S) -> LiveTr
     for ring in stats.models.values():
         summary = ring.summary(since, stats.codes)
         ignored = sum(summary.error_codes.get(code, 0) for code in _NOT_UPSTREAM_HEALTH)
-        calls += summary.count - summary.cache_hits - summary.client_errors - ignored
+        not_calls = summary.cache_hits + summary.client_errors + summary.refused + ignored
+        calls += summary.count - not_calls
         failed += summary.upstream_errors - ignored
     return LiveTraffic(window_s, calls, failed)
 

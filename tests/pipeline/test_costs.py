@@ -4,6 +4,7 @@ monthly budgets that concurrent requests cannot overshoot, and the unpriced-mode
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -11,13 +12,16 @@ from typing import Any
 
 import aiohttp
 import openai
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from rich.console import Console
 
 from sidecar.server import PIPELINE, RUNTIME
 from sidecar.simulator import Simulator
+from sidecar.telemetry.render import print_usage
 from sidecar.usage_report import by_model
-from tests.helpers import APP_KEY, MakeSidecar, ServerFactory
+from tests.helpers import APP_KEY, MESSAGES, MakeSidecar, ServerFactory, sdk
 
 # The shipped list prices these tests compute by hand (USD per 1M tokens).
 MINI_IN, MINI_OUT = Decimal("0.15"), Decimal("0.60")
@@ -282,3 +286,175 @@ async def test_short_answers_on_a_large_model_get_a_cheaper_model_advised(
         advice.startswith("chat answers average") and "gpt-4o-mini" in advice
         for advice in report["recommendations"]
     )
+
+
+# --- budgets settle to what the records hold, and only what was answered is held against them ---
+
+POOR: dict[str, Any] = {"monthly_usd": "0.001"}  # gpt-4o-mini reserves ~$0.000616 by default
+POOR_USD = Decimal(POOR["monthly_usd"])
+
+
+async def sdk_chat(
+    client: openai.AsyncOpenAI, user: str, model: str = "gpt-4o-mini", **body: Any
+) -> Decimal:
+    """One chat call through the real SDK (which raises on a refusal); its cost header."""
+    raw = await client.chat.completions.with_raw_response.create(
+        model=model, messages=MESSAGES, extra_headers={"X-Sidecar-User": user}, **body
+    )
+    return Decimal(raw.headers["X-Sidecar-Cost-USD"])
+
+
+@pytest.mark.parametrize(
+    "operations", [NO_LIMITS, {}], ids=["budget-alone", "budget-in-the-rate-limit-round-trip"]
+)
+async def test_a_client_waiting_for_each_answer_is_never_refused_for_its_own_answered_calls(
+    upstream: TestServer,
+    make_sidecar: MakeSidecar,
+    shared_state: dict[str, Any],
+    operations: dict[str, Any],
+) -> None:
+    """A $0.001 budget; each call reserves ~$0.000616 (1024 tokens assumed) and costs at most
+    ~$0.000122: three calls one after the other are all answered, although each comes before
+    the previous one's reservation is settled in the background; the month then holds exactly
+    their cost."""
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")), operations=operations, budgets=POOR, **shared_state
+    )
+    async with sdk(sidecar) as client:  # one client: the calls follow each other closely
+        costs = [await sdk_chat(client, "poor3") for _ in range(3)]
+    report = await usage_report(sidecar, "poor3")
+    assert Decimal(report["budget"]["spent_usd"]) == sum(costs) == Decimal(report["total_cost_usd"])
+
+
+async def test_a_refusal_says_whether_the_budget_is_used_up_or_the_estimate_too_large(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """Nothing spent yet but an estimate over the budget: the message says the estimate would
+    exceed what is left; a budget of 0 is used up."""
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        operations=NO_LIMITS,
+        budgets={**POOR, "users": {"broke": 0}},
+    )
+    async with sdk(sidecar) as client:
+        with pytest.raises(openai.RateLimitError) as too_large:
+            await sdk_chat(client, "poor4", max_tokens=2000)
+        with pytest.raises(openai.RateLimitError) as used_up:
+            await sdk_chat(client, "broke")
+    errors = [caught.value.body for caught in (too_large, used_up)]
+    assert all(isinstance(error, dict) for error in errors)
+    refusals: list[dict[str, Any]] = [error for error in errors if isinstance(error, dict)]
+    for error in refusals:
+        assert (error["code"], error["reason"]) == ("QUOTA_EXCEEDED", "budget_exceeded")
+    message = refusals[0]["message"]
+    assert message.startswith("This request's estimated cost of up to $0.0012")
+    assert "would exceed the $0.001 left of this user's monthly budget of $0.001" in message
+    assert "used up" not in message
+    assert "Monthly budget of $0 for this user is used up" in refusals[1]["message"]
+
+
+async def test_notify_at_fires_once_when_settled_spend_crosses_it_not_on_a_reservation(
+    upstream: TestServer, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory
+) -> None:
+    """notify_at 0.5 of $0.001: the first call reserves $0.000616 but costs far less, so no
+    notification yet; calls of ~$0.00006 follow until their summed cost reaches $0.0005, and
+    exactly one notification says a spend that is a sum of the answers' costs."""
+    alerts: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        alerts.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    receiver = await aiohttp_server(app)
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        operations=NO_LIMITS,
+        budgets={**POOR, "notify_at": 0.5},
+        alerts={"webhook_url": str(receiver.make_url("/hook"))},
+    )
+    async with sdk(sidecar) as client:
+        spent = [await sdk_chat(client, "nora")]
+        while spent[-1] < Decimal("0.0005"):
+            spent.append(spent[-1] + await sdk_chat(client, "nora", max_tokens=100))
+    await sidecar.app[PIPELINE].costs.corrections.flush()
+    await sidecar.app[RUNTIME].background.drain(5)  # the webhook is posted in the background
+    assert len(alerts) == 1
+    (alert,) = alerts
+    assert (alert["alert"], alert["user"]) == ("budget_threshold", "nora")
+    assert Decimal(alert["spent_usd"]) in spent
+    assert Decimal(alert["spent_usd"]) >= Decimal("0.0005")
+    assert alert["utilization"] == round(float(Decimal(alert["spent_usd"]) / POOR_USD), 4)
+
+
+async def test_an_answer_without_usage_is_priced_from_its_tokens_in_record_and_budget(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """POST /v1/completions answered without usage: its cost is estimated from the counted
+    tokens, and the usage report's total and the budget's spend are that same amount."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    async with sdk(sidecar) as client:
+        raw = await client.completions.with_raw_response.create(
+            model="gpt-3.5-turbo-instruct",
+            prompt="Say hello to the new user",
+            max_tokens=5,
+            extra_headers={"X-Sidecar-User": "ida"},
+        )
+    cost = Decimal(raw.headers["X-Sidecar-Cost-USD"])
+    report = await usage_report(sidecar, "ida")
+    assert cost > 0
+    assert Decimal(report["total_cost_usd"]) == Decimal(report["budget"]["spent_usd"]) == cost
+    assert report["unpriced_requests"] == 0
+
+
+async def test_a_failed_call_costs_nothing_and_gives_its_reservation_back(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """Every attempt answered 503: the record's cost is $0 (not unknown) and the budget holds
+    nothing of the reservation."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    with pytest.raises(openai.InternalServerError):
+        async with sdk(sidecar) as client:
+            await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                extra_headers={"X-Sidecar-User": "jon", "X-Mock-Outcome": "503"},
+            )
+    report = await usage_report(sidecar, "jon")
+    assert (report["requests"], report["unpriced_requests"]) == (1, 0)
+    assert Decimal(report["total_cost_usd"]) == Decimal(report["budget"]["spent_usd"]) == 0
+    assert report["fallbacks_and_retries"]["failed_requests"] == 1
+
+
+async def test_an_unpriced_models_cost_is_shown_unknown_never_zero(
+    upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """GET /sidecar/usage gives an unpriced model's cost as null with its unpriced request
+    count; the total is the priced requests' cost, and `llm-sidecar usage` prints "unknown"
+    and how many requests have an unknown cost."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    async with sdk(sidecar) as client:
+        await client.chat.completions.create(
+            model="no-such-model", messages=MESSAGES, extra_headers={"X-Sidecar-User": "kim"}
+        )
+        priced = await sdk_chat(client, "kim")
+    report = await usage_report(sidecar, "kim")
+    rows = {row["model"]: row for row in report["by_model"]}
+    assert (rows["no-such-model"]["cost_usd"], rows["no-such-model"]["unpriced_requests"]) == (
+        None,
+        1,
+    )
+    assert Decimal(rows["gpt-4o-mini"]["cost_usd"]) == priced
+    assert rows["gpt-4o-mini"]["unpriced_requests"] == 0
+    operation = next(row for row in report["by_operation"] if row["model"] == "no-such-model")
+    assert operation["cost_usd"] is None
+    assert (Decimal(report["total_cost_usd"]), report["unpriced_requests"]) == (priced, 1)
+    printed = io.StringIO()
+    print_usage(report, Console(file=printed, width=120))
+    lines = printed.getvalue().splitlines()
+    by_model_row, by_operation_row = [line for line in lines if "no-such-model" in line]
+    assert "unknown" in by_model_row
+    assert "0.000000" not in by_model_row
+    assert "unknown" in by_operation_row
+    assert any(f"${report['total_cost_usd']} + 1 unknown" in line for line in lines)

@@ -259,7 +259,8 @@ async def test_rejections_are_counted_as_rate_limited_not_as_model_errors(
     limited: TestServer,
 ) -> None:
     """/metrics counts the sidecar's own refusals under outcome rate_limited and in
-    sidecar_ratelimit_rejections_total; the report keeps them out of the error rate."""
+    sidecar_ratelimit_rejections_total; the report keeps them out of the error rate and the
+    client error rate: they are refusals, under the envelope's code RATE_LIMIT."""
     async with aiohttp.ClientSession() as http:
         for _ in range(6):
             await post_chat(http, limited)
@@ -275,5 +276,7 @@ async def test_rejections_are_counted_as_rate_limited_not_as_model_errors(
     assert rejections[0].endswith(" 1.0")
     assert 'sidecar_outcome="rate_limited"' in metrics
     chat = next(row for row in report["by_operation"] if row["operation"] == "chat")
-    assert chat["error_rate"] == 0.0
-    assert chat["client_error_rate"] > 0
+    assert (chat["error_rate"], chat["client_error_rate"]) == (0.0, 0.0)
+    assert chat["refused_rate"] > 0
+    assert report["summary"]["refused_by_code"] == {"RATE_LIMIT": 1}
+    assert report["summary"]["errors_by_code"] == {}
