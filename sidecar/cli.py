@@ -21,7 +21,6 @@ import orjson
 import uvloop
 from aiohttp import web
 from aiohttp.log import access_logger as aiohttp_access_logger
-from rich.console import Console
 
 from sidecar import __version__
 from sidecar.backends import Health
@@ -37,7 +36,7 @@ from sidecar.security.redact_cli import redact_file
 from sidecar.security.scan import scan_file
 from sidecar.server import create_app
 from sidecar.simulator import Faults, SimulatorConfig, run_simulator
-from sidecar.telemetry.render import parse_report, print_report, print_usage
+from sidecar.telemetry.render import parse_report, print_report, print_usage, table_console
 from sidecar.telemetry.setup import ExportWarnings
 
 T = TypeVar("T")
@@ -427,7 +426,7 @@ async def show_report(url: str, *, admin: Admin | None = None, as_json: bool = F
     if as_json:
         print(body.decode())
     else:
-        print_report(report, Console())
+        print_report(report, table_console())
     return 0
 
 
@@ -475,7 +474,7 @@ def _usage(args: argparse.Namespace) -> int:
     if args.json:
         print(body.decode())
     else:
-        print_usage(report, Console())
+        print_usage(report, table_console())
     return 0
 
 

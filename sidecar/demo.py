@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from sidecar.config import Settings, settings_from_dict
 from sidecar.server import create_app
 from sidecar.simulator import Faults, Simulator, SimulatorConfig
-from sidecar.telemetry.render import print_report
+from sidecar.telemetry.render import print_report, table_console
 
 USERS = ("alice", "bob", "carol", "dave", "erin")
 INTENT_PROMPTS = ("track my order", "cancel my order", "talk to a human", "reset my password")
@@ -151,7 +151,7 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
 
 
 async def run_demo(*, requests: int = 2000, concurrency: int = 32) -> int:
-    console = Console()
+    console = table_console()
     sim = demo_simulator()
     with tempfile.TemporaryDirectory(prefix="sidecar-demo-") as directory:
         async with serving(sim.app()) as upstream_url:

@@ -411,6 +411,7 @@ async def test_usage_prints_a_users_cost_by_model_as_tables(
     assert "usage of gus this day" in finished.out
     assert "gpt-4o-mini" in finished.out
     assert "remaining" in finished.out
+    assert "…" not in finished.out  # piped: wide enough that no cost is cut to "0.0…"
     missing = await run_cli("usage", "--user", "gus", "--url", "http://127.0.0.1:9")
     assert missing.code == 1
     assert "Traceback" not in missing.err
