@@ -405,7 +405,7 @@ def _decode_payloads(
     if shape.count("a0a") >= 3:  # digits between letters, as in "b1g l3tt3rs"
         head = text[: MAX_PAYLOAD_CHARS * 2]
         leet = [w for w in _LEET_WORD.findall(head) if _leet_word(w)]
-        if len(leet) >= 3 and len(leet) * 8 >= head.count(" ") + 1:
+        if len(leet) >= 3 and len(leet) * 4 >= head.count(" ") + 1:
             _keep(payloads, signals, "leet", head.translate(_LEET))
 
 

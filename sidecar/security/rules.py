@@ -356,7 +356,7 @@ RULES: tuple[Rule, ...] = (
         "never refuse decline reject apologize apologise warnings disclaimers caveats "
         "refusals sorry",
         r"(?:never|don't|do not|must not|cannot|can't|will not|won't|shall not)(?: ever)? "
-        r"(?:refuse|decline|reject|say no|apologi[sz]e|say (?:that )?(?:you|it) can(?:'t|not))"
+        r"(?:refuse|decline|say no|apologi[sz]e|say (?:that )?(?:you|it) can(?:'t|not))\b"
         r"|(?:without|never (?:include|add|give)|don't (?:include|add|give)|do not (?:include|add|"
         r"give)|no) (?:any )?(?:warnings?|disclaimers?|caveats?|refusals?|moral(?:izing)? "
         r"(?:lectures?|notes?)|ethical (?:notes?|considerations|warnings?))\b"
@@ -823,9 +823,13 @@ RULES: tuple[Rule, ...] = (
         "role_injection",
         0.6,
         "system admin developer root assistant",
-        r"[\[(]\s*(?:system|admin|developer|root|sys)\s*(?:message|note|prompt|override|"
-        r"instructions?)?\s*[\])]|<\s*(?:system|admin|developer)[ _-]?(?:mode|message|"
-        r"prompt|override|instructions?)?\s*>",
+        # "[system]", "[system](#context)" (not a markdown link "[admin](url)"); in
+        # parentheses only with a noun: "(SYSTEM NOTE)", since "(admin)" marks admin-only
+        # items in everyday text
+        r"\[\s*(?:system|admin|developer|root|sys)\s*(?:message|note|prompt|override|"
+        r"instructions?)?\s*\](?!\([^#])|\(\s*(?:system|admin|developer|root|sys)\s*(?:message|note|"
+        r"prompt|override|instructions?)\s*\)|<\s*(?:system|admin|developer)[ _-]?(?:mode|"
+        r"message|prompt|override|instructions?)?\s*>",
     ),
     _rule(
         "role_injection",
@@ -978,8 +982,9 @@ RULES: tuple[Rule, ...] = (
         "tool_abuse",
         0.7,
         "or and drop delete truncate union shutdown exec update insert",
-        r"'\s*(?:or|and)\s*'?(\w+)'?\s*=\s*'?\1\b|;\s*(?:drop|delete|truncate|shutdown|exec|"
-        r"update|insert)\b|union\s+(?:all\s+)?select|\bdrop (?:table|database|schema)\b",
+        r"'\s*(?:or|and)\s*'?(\w+)'?\s*=\s*'?\1\b|;\s*(?:drop\s+(?:table|database|schema)|"
+        r"delete\s+from|truncate\s+(?:table\s+)?\w|shutdown\b|exec(?:ute)?\s+\w|update\s+\w+\s+"
+        r"set|insert\s+into)\b|union\s+(?:all\s+)?select|\bdrop (?:table|database|schema)\b",
         # a tautology ("' or '1'='1"), not any quote before "and x = y": "a = 'foo' and b = 'bar'"
         literals="= ; union drop",  # each alternative needs one: most text has none
     ),

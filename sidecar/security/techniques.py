@@ -235,10 +235,12 @@ def adversarial_suffix(text: str) -> float:
     line = text[-300:].rsplit("\n", 1)[-1]
     if not _SUFFIX_HINT.search(line):
         return 0.0
-    tokens = line.split()[-20:]
+    # URLs (a markdown link's too) are addresses, not words: neither noise nor English.
+    tokens = [token for token in line.split() if "://" not in token][-20:]
     if len(tokens) < 10:
         return 0.0
     odd = [_odd_token(token) for token in tokens]
+    _spare_notation(line, tokens, odd)
     glued = sum(odd)  # camel-glued or bracket tokens alone, as before the letter model
     if glued >= 6 and glued >= 0.3 * len(tokens):
         return 0.8
@@ -251,6 +253,27 @@ def adversarial_suffix(text: str) -> float:
         if rare >= 5 and rare >= 0.3 * len(tokens):
             return 0.8
     return 0.5 if glued >= 4 and glued >= 0.2 * len(tokens) else 0.0
+
+
+def _spare_notation(line: str, tokens: list[str], odd: list[bool]) -> None:
+    """Unmark the bracket-only tokens that are notation: a table row's pipes, and the braces
+    of a line whose (), [] and {} all open and close in order (code: "{ kind = server } >>
+    { ... }"). An optimiser's suffix leaves them unbalanced ("({[HTMLsvg ... Sure,].[")."""
+    table = sum(token == "|" for token in tokens) >= 3
+    balanced = _balanced(line)
+    for i, token in enumerate(tokens):
+        if odd[i] and not any(c.isalnum() for c in token):
+            odd[i] = not (balanced or (table and token == "|"))
+
+
+def _balanced(line: str) -> bool:
+    stack = []
+    for c in line:
+        if c in "([{":
+            stack.append(c)
+        elif c in ")]}" and (not stack or stack.pop() != _PAIRS[c]):
+            return False
+    return not stack
 
 
 def _odd_token(token: str) -> bool:

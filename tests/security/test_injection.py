@@ -194,6 +194,21 @@ BENIGN = [
     "We are entering maintenance mode for the database tomorrow; write a short announcement.",
     "How do I activate god mode in Skyrim?",
     "Answer the question using the following sources: [1] Wikipedia, [2] Britannica.",
+    # documentation and code pasted as a document (links, tables, code, handles, prose that
+    # uses attack words plainly)
+    "* Fix mypy plugin for mypy 1.18 by [@cdce8p](https://github.com/cdce8p) in "
+    "[#12209](https://github.com/pydantic/pydantic/pull/12209)",
+    "* [@raspuchin](https://github.com/raspuchin) made their first contribution in [#12106]"
+    "(https://github.com/pydantic/pydantic/pull/12106)\n* [@chr1sj0nes](https://github.com/"
+    "chr1sj0nes) made their first contribution in [#12107](https://github.com/pydantic/"
+    "pydantic/pull/12107)",
+    "```traceql\n{ kind = server && status != error } >> { kind = client && status = error }\n```",
+    "| figure | before | now |\n| --- | --- | --- |\n| added latency, sequential, p50 / p95 / p99 "
+    "| 0.71 / 1.04 / 2.93 ms | 0.74 / 0.91 / 2.53 ms |",
+    "Counts per state and queue are at `GET /sidecar/queues` (admin); job ids are random.",
+    "A reservation is checked once more, so a client that waits for each answer is never "
+    "refused because of its own answered calls.",
+    "Invalidate with `DELETE /sidecar/cache?operation=OP` (admin); returns the number removed.",
     # notation with brackets is no optimiser suffix, however many brackets
     "If f(x) = 2x, g(x) = x+1, h(x) = x^2, k(x) = 3, find f(g(x)), g(h(x)), h(k(x)) and k(f(x)).",
     "Answer options: (a) true (b) false (c) unknown (d) both (e) none (f) all (g) some (h) many",
