@@ -117,7 +117,7 @@ class RequestTelemetry:
         batch.record(
             metrics.overhead, max(0.0, duration - ex.upstream_s), {n.LABEL_OPERATION: ex.operation}
         )
-        if ex.model is not None and not hit:
+        if ex.model is not None and not hit and _model_call(ex):
             self._gen_ai_metrics(ex, duration, first_chunk_s)
         if ex.cost_usd:
             batch.add(metrics.cost, float(ex.cost_usd), labels)
@@ -228,6 +228,22 @@ class _RequestStream:
             self.ex.error_code = self.ex.error_code or "client_closed"
         self.stage._finish(self.ex, self.span, self.status, self.first_chunk_s)
         return NO_EVENTS
+
+
+# Failures that say something about the model side even when no call was sent: an open
+# circuit or a resting provider (MODEL_UNAVAILABLE), a deadline spent (TIMEOUT).
+_MODEL_SIDE = frozenset({"NETWORK", "MODEL_UNAVAILABLE", "TIMEOUT"})
+
+
+def _model_call(ex: Exchange) -> bool:
+    """Whether the request counts as a GenAI client operation: it was sent upstream, or it
+    failed for the model side's state. A request the sidecar refused by its own policy (rate
+    limit, budget, input checks), shed from a full provider queue (``queue_timeout``) or found
+    malformed never was one: counting it would read as the provider failing (the
+    SidecarUpstreamUnhealthy page) and mix millisecond refusals into model latency."""
+    if ex.attempts:
+        return True
+    return ex.error_code in _MODEL_SIDE and ex.error_reason is None
 
 
 def _trace_id(span: Span) -> str | None:
