@@ -108,7 +108,9 @@ class Telemetry:
         self.providers.meter.create_observable_gauge(
             n.SIDECAR_CIRCUIT_STATE,
             callbacks=[observe],
-            unit="1",
+            # Not "1": the collector's Prometheus name normalisation suffixes a gauge of unit
+            # "1" with _ratio, and the alert and the dashboard query sidecar_circuit_state.
+            unit="{state}",
             description="Circuit breaker state: 0 closed, 1 half-open, 2 open",
         )
 

@@ -89,6 +89,7 @@ class MetricRecord:
     name: str
     data: Any  # the Sum / Histogram / Gauge message
     kind: str  # "sum", "histogram", ...
+    unit: str = ""
 
 
 class Received:
@@ -174,7 +175,7 @@ class Received:
                     for metric in scope_metrics.metrics:
                         kind = str(metric.WhichOneof("data"))
                         latest[str(metric.name)] = MetricRecord(
-                            str(metric.name), getattr(metric, kind), kind
+                            str(metric.name), getattr(metric, kind), kind, str(metric.unit)
                         )
         return latest
 
@@ -401,6 +402,7 @@ async def test_spans_and_metrics_reach_an_otlp_receiver(
         n.GEN_AI_CLIENT_TOKEN_USAGE,
         n.SIDECAR_REQUESTS,
         n.SIDECAR_OVERHEAD,
+        n.SIDECAR_CIRCUIT_STATE,
     }
     await receiver.received.wait_until(
         lambda: wanted <= receiver.received.metrics().keys(), f"metrics {wanted}"
@@ -444,6 +446,12 @@ async def test_spans_and_metrics_reach_an_otlp_receiver(
     assert list(overhead.data.data_points[0].explicit_bounds) == pytest.approx(
         list(n.OVERHEAD_BUCKETS_S)
     )
+
+    # The collector's Prometheus naming suffixes a gauge of unit "1" with _ratio: none has it,
+    # or sidecar_circuit_state would reach Prometheus under a name no alert or panel queries.
+    gauges = [metric for metric in metrics.values() if metric.kind == "gauge"]
+    assert n.SIDECAR_CIRCUIT_STATE in {metric.name for metric in gauges}
+    assert [metric.name for metric in gauges if metric.unit == "1"] == []
 
     # No unbounded label: the user is on the span, never on a metric.
     for metric in metrics.values():
