@@ -53,8 +53,14 @@ def read_response(obj: dict[str, Any], ex: Exchange) -> None:
     for choice in obj.get("choices") or ():
         if isinstance(choice, dict) and isinstance(reason := choice.get("finish_reason"), str):
             ex.finish_reasons.append(reason)
-    if isinstance(status := obj.get("status"), str) and obj.get("object") == "response":
+    # A Responses stream repeats the response in its first event, still "in_progress": only
+    # the status it ends with is a finish reason.
+    status = obj.get("status")
+    if status in _FINAL_STATUSES and obj.get("object") == "response":
         ex.finish_reasons.append(status)
+
+
+_FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 
 def usage_of(usage: dict[str, Any]) -> Usage:

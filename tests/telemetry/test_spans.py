@@ -125,6 +125,18 @@ async def test_streamed_request_spans_end_when_the_stream_ends(observed: Observe
     assert len(by_kind(spans, SpanKind.SERVER)) == 1
 
 
+async def test_a_streamed_responses_call_finishes_once_with_its_final_status(
+    observed: Observed,
+) -> None:
+    """The Responses stream's first event repeats the response "in_progress"; only the status
+    it ends with is a finish reason."""
+    stream = await observed.client.responses.create(model="gpt-4o-mini", input="hello", stream=True)
+    events = [event async for event in stream]
+    assert events[-1].type == "response.completed"
+    (client,) = by_kind(observed.spans.get_finished_spans(), SpanKind.CLIENT)
+    assert (client.attributes or {})[n.GEN_AI_RESPONSE_FINISH_REASONS] == ("completed",)
+
+
 async def test_slow_operations_get_a_span_event(
     observe: Callable[..., Awaitable[Observed]], sim: Simulator
 ) -> None:
