@@ -79,6 +79,16 @@ _ENVELOPE_VERSION = 1
 Clock = Callable[[], float]
 
 
+def cache_scope(ex: Exchange) -> str:
+    """Who may share this request's cached answer (``cache_scope``): a user, a tenant, all."""
+    scope = ex.op.cache_scope
+    if scope == "global":
+        return "*"
+    if scope == "tenant" and (tenant := ex.headers.get("X-Sidecar-Tenant")):
+        return "t:" + bounded_user(tenant)
+    return "u:" + ex.user
+
+
 def operation_prefix(settings: Settings, operation: str) -> str:
     """Every cache key of one operation starts with this (``DELETE /sidecar/cache``)."""
     return f"{settings.backends.redis_prefix}cache:{operation}:"
@@ -214,17 +224,8 @@ class ResponseCache:
         digest = hashlib.sha256("\n".join(context).encode("utf-8", "surrogateescape") + b"\n")
         digest.update(canonical)
         return (
-            f"{operation_prefix(self.settings, ex.operation)}{self._scope(ex)}:{digest.hexdigest()}"
+            f"{operation_prefix(self.settings, ex.operation)}{cache_scope(ex)}:{digest.hexdigest()}"
         )
-
-    @staticmethod
-    def _scope(ex: Exchange) -> str:
-        scope = ex.op.cache_scope
-        if scope == "global":
-            return "*"
-        if scope == "tenant" and (tenant := ex.headers.get("X-Sidecar-Tenant")):
-            return "t:" + bounded_user(tenant)
-        return "u:" + ex.user
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
         key = self.key_for(ex)

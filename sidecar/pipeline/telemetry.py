@@ -26,6 +26,7 @@ from sidecar.errors import SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.openai_api import GEN_AI_OPERATIONS, MODEL_ENDPOINTS
 from sidecar.pipeline.base import Next
+from sidecar.pipeline.cache import cache_scope
 from sidecar.stream import NO_EVENTS, EndReason, StreamEnd
 from sidecar.telemetry import names as n
 from sidecar.telemetry.recorder import Telemetry
@@ -130,7 +131,9 @@ class RequestTelemetry:
             cache_hit=hit,
             slow=slow,
             cost_micros=int(ex.cost_usd * 1_000_000) if ex.cost_usd else 0,
-            fingerprint=hash(ex.raw_body) if ex.model is not None else 0,
+            # Within the cache's scope: the same body from 40 users is no repeat a per-user
+            # cache could answer, and advice to raise cache_ttl_s would be wrong.
+            fingerprint=hash((cache_scope(ex), ex.raw_body)) if ex.model is not None else 0,
             error_code=None if ok else ex.error_code or f"HTTP_{status}",
             refused=not ok and is_refusal(ex.error_reason),
         )

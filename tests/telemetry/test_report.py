@@ -102,6 +102,23 @@ async def test_recommendations_come_from_the_data(
     assert report["summary"]["slow_operations"] == 25
 
 
+async def test_the_same_prompt_from_many_users_is_no_repeat_a_per_user_cache_misses(
+    observe: Callable[..., Awaitable[Observed]],
+) -> None:
+    """cache_scope: user (the default) caches per user: 25 users sending one identical prompt
+    each is no repeat that cache could have answered, so no advice to change its TTL."""
+    observed = await observe(operations={"intent": {"cache_ttl_s": 0}})
+    async with observed.client:
+        for user in range(25):
+            await observed.client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                extra_headers={"X-Sidecar-Operation": "intent", "X-Sidecar-User": f"u{user}"},
+            )
+    _, report = await get_report(observed.server)
+    assert not [advice for advice in report["recommendations"] if "cache_ttl_s" in advice]
+
+
 async def test_report_command_prints_tables(
     observed: Observed, capsys: pytest.CaptureFixture[str]
 ) -> None:
