@@ -393,7 +393,8 @@ def resilience_panels() -> list[Builder[model.Panel]]:
         ),
         graph(
             "Fallbacks per second",
-            "Requests answered by another model of the operation's fallback chain.",
+            "Requests that fell back to another model of the operation's fallback chain "
+            "(the one tried next; it may have failed too).",
             "reqps",
             [
                 Query(

@@ -100,7 +100,7 @@ LABEL_PRIORITY: Final = SIDECAR_PRIORITY  # high | normal | batch
 LABEL_QUEUE_RESULT: Final = "sidecar.queue.result"  # admitted | shed
 LABEL_DROP_REASON: Final = "sidecar.telemetry.reason"  # queue | export
 LABEL_FALLBACK_FROM: Final = "sidecar.fallback.from"  # the model that failed
-LABEL_FALLBACK_TO: Final = "sidecar.fallback.to"  # the model that answered instead
+LABEL_FALLBACK_TO: Final = "sidecar.fallback.to"  # the model tried next (it may fail too)
 
 # --- histogram buckets (semantic conventions; set explicitly) -----------------------------------
 # 0.01 s doubling to 81.92 s.
