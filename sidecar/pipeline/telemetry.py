@@ -119,7 +119,7 @@ class RequestTelemetry:
             metrics.overhead, max(0.0, duration - ex.upstream_s), {n.LABEL_OPERATION: ex.operation}
         )
         if ex.model is not None and not hit and _model_call(ex):
-            self._gen_ai_metrics(ex, duration, first_chunk_s)
+            self._gen_ai_metrics(ex, span, duration, first_chunk_s)
         if ex.cost_usd:
             batch.add(metrics.cost, float(ex.cost_usd), labels)
         slow = self._check_slow(ex, span, duration)
@@ -143,7 +143,9 @@ class RequestTelemetry:
                 span.set_status(Status(StatusCode.ERROR, ex.error_code))
         span.end()
 
-    def _gen_ai_metrics(self, ex: Exchange, duration: float, first_chunk_s: float | None) -> None:
+    def _gen_ai_metrics(
+        self, ex: Exchange, span: Span, duration: float, first_chunk_s: float | None
+    ) -> None:
         attributes: dict[str, AttributeValue] = {
             n.GEN_AI_OPERATION_NAME: gen_ai_operation(ex),
             n.GEN_AI_PROVIDER_NAME: ex.provider_name,
@@ -152,9 +154,11 @@ class RequestTelemetry:
         if ex.error_code:
             attributes[n.ERROR_TYPE] = ex.error_code
         metrics, batch = self.t.metrics, self.t.batch
-        batch.record(metrics.operation_duration, duration, attributes)
+        # The request's span rides with its latencies when it is sampled: exemplars.
+        sampled = span if span.get_span_context().trace_flags.sampled else None
+        batch.record(metrics.operation_duration, duration, attributes, sampled)
         if first_chunk_s is not None:
-            batch.record(metrics.time_to_first_chunk, first_chunk_s, attributes)
+            batch.record(metrics.time_to_first_chunk, first_chunk_s, attributes, sampled)
         if ex.usage is not None:
             for kind, tokens in (
                 ("input", ex.usage.input_tokens),

@@ -8,6 +8,10 @@ set, histogram values are appended to a list. A background task hands them to th
 before it renders, and shutdown flushes last. Counters then cost the SDK one call per series per
 flush instead of one per request; histogram values are replayed one by one, since the API has
 no bulk record. The buffer is bounded: past ``max_pending`` values it flushes inline.
+
+A value may carry the span it was measured under: replayed with that span as its context, it
+can become an exemplar (the trace id on a latency bucket that links a panel to the trace),
+which the SDK's default filter keeps for sampled spans only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
+from opentelemetry import trace
 from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,7 @@ class MetricBatch:
         self.chunk = chunk
         self._sums: dict[SeriesKey, float] = {}
         self._series: dict[SeriesKey, tuple[Counter, Attributes]] = {}
-        self._values: list[tuple[Histogram, float, Attributes]] = []
+        self._values: list[tuple[Histogram, float, Attributes, Span | None]] = []
         self._task: asyncio.Task[None] | None = None
 
     def add(self, counter: Counter, amount: float, attributes: Attributes) -> None:
@@ -44,8 +50,10 @@ class MetricBatch:
             self._sums[key] = amount
             self._series[key] = (counter, attributes)
 
-    def record(self, histogram: Histogram, value: float, attributes: Attributes) -> None:
-        self._values.append((histogram, value, attributes))
+    def record(
+        self, histogram: Histogram, value: float, attributes: Attributes, span: Span | None = None
+    ) -> None:
+        self._values.append((histogram, value, attributes, span))
         if len(self._values) >= self.max_pending:
             self.flush()
 
@@ -53,8 +61,8 @@ class MetricBatch:
         """Hand everything buffered to the SDK now."""
         self._flush_counters()
         values, self._values = self._values, []
-        for histogram, value, attributes in values:
-            histogram.record(value, attributes)
+        for value in values:
+            _replay(*value)
 
     def start(self) -> None:
         if self._task is None:
@@ -86,6 +94,13 @@ class MetricBatch:
     async def _flush_values_in_chunks(self) -> None:
         values, self._values = self._values, []
         for start in range(0, len(values), self.chunk):
-            for histogram, value, attributes in values[start : start + self.chunk]:
-                histogram.record(value, attributes)
+            for value in values[start : start + self.chunk]:
+                _replay(*value)
             await asyncio.sleep(0)  # let requests run between chunks
+
+
+def _replay(histogram: Histogram, value: float, attributes: Attributes, span: Span | None) -> None:
+    if span is None:
+        histogram.record(value, attributes)
+    else:
+        histogram.record(value, attributes, context=trace.set_span_in_context(span))

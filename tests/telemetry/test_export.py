@@ -417,6 +417,8 @@ async def test_spans_and_metrics_reach_an_otlp_receiver(
     assert bounds[-1] == pytest.approx(81.92)
     assert len(bounds) == 14
     assert int(point.count) == 1
+    # The latency links to its trace: an exemplar with the request's (sampled) trace id.
+    assert [bytes(e.trace_id).hex() for e in point.exemplars] == [TRACE_ID]
     assert _attributes(point.attributes) == {
         n.GEN_AI_OPERATION_NAME: "chat",
         n.GEN_AI_PROVIDER_NAME: "sim",
