@@ -102,12 +102,10 @@ async def test_a_streamed_answer_is_recorded_before_its_end_reaches_the_client(
     )
 
 
-async def test_concurrent_requests_never_overshoot_the_monthly_budget(
-    upstream: TestServer, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory, tmp_path: Path
-) -> None:
-    """50 concurrent requests against a budget that fits 10 reservations: 10 are answered, 40
-    get 429 QUOTA_EXCEEDED, the month's spend stays within the budget, and crossing notify_at
-    sends one notification."""
+async def webhook_receiver(
+    aiohttp_server: ServerFactory,
+) -> tuple[list[dict[str, Any]], TestServer]:
+    """A webhook endpoint at /hook: the JSON bodies it received, and its server."""
     alerts: list[dict[str, Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -116,7 +114,16 @@ async def test_concurrent_requests_never_overshoot_the_monthly_budget(
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    receiver = await aiohttp_server(app)
+    return alerts, await aiohttp_server(app)
+
+
+async def test_concurrent_requests_never_overshoot_the_monthly_budget(
+    upstream: TestServer, make_sidecar: MakeSidecar, aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    """50 concurrent requests against a budget that fits 10 reservations: 10 are answered, 40
+    get 429 QUOTA_EXCEEDED, the month's spend stays within the budget, and crossing notify_at
+    sends one notification."""
+    alerts, receiver = await webhook_receiver(aiohttp_server)
     prices = tmp_path / "prices.yaml"
     prices.write_text("flat-model: {input_per_1m: 1.0, output_per_1m: 1.0}\n")
     sidecar = await make_sidecar(
@@ -359,15 +366,7 @@ async def test_notify_at_fires_once_when_settled_spend_crosses_it_not_on_a_reser
     """notify_at 0.5 of $0.001: the first call reserves $0.000616 but costs far less, so no
     notification yet; calls of ~$0.00006 follow until their summed cost reaches $0.0005, and
     exactly one notification says a spend that is a sum of the answers' costs."""
-    alerts: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        alerts.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    receiver = await aiohttp_server(app)
+    alerts, receiver = await webhook_receiver(aiohttp_server)
     sidecar = await make_sidecar(
         str(upstream.make_url("/v1")),
         operations=NO_LIMITS,
