@@ -102,12 +102,17 @@ class RequestTelemetry:
         duration = time.perf_counter() - ex.started
         ok = status < 400 and ex.error_code is None
         hit = ex.cache == "HIT"
+        # The app hanging up is not the sidecar failing: no error outcome, no error status
+        # (which would also keep every such trace in the collector's errors policy).
+        gone = ex.error_code in n.CLIENT_GONE_CODES
         metrics, batch = self.t.metrics, self.t.batch
         labels = self.t.labels(ex)
         if ex.limited_by is not None:
             outcome = n.OUTCOME_RATE_LIMITED
         elif hit:
             outcome = n.OUTCOME_CACHE_HIT
+        elif gone:
+            outcome = n.OUTCOME_CLIENT_GONE
         else:
             outcome = n.OUTCOME_SUCCESS if ok else n.OUTCOME_ERROR
         batch.add(
@@ -139,7 +144,7 @@ class RequestTelemetry:
         )
         if span.is_recording():  # with no exporter configured, spans are not recorded at all
             span.set_attributes(self._attributes(ex, status))
-            if not ok:
+            if not ok and not gone:
                 span.set_status(Status(StatusCode.ERROR, ex.error_code))
         span.end()
 

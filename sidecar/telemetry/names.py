@@ -124,6 +124,9 @@ OUTCOME_SUCCESS: Final = "success"
 OUTCOME_ERROR: Final = "error"
 OUTCOME_CACHE_HIT: Final = "cache_hit"
 OUTCOME_RATE_LIMITED: Final = "rate_limited"  # refused by the sidecar's own rate limit
+OUTCOME_CLIENT_GONE: Final = "client_gone"  # the app hung up before the answer ended
+# The error codes a request gets when the app hangs up: mid-stream, or before the answer.
+CLIENT_GONE_CODES: Final = frozenset({"client_closed", "CancelledError"})
 QUEUE_ADMITTED: Final = "admitted"
 QUEUE_SHED: Final = "shed"
 

@@ -83,7 +83,17 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream_request(
         resp = await http.post(sidecar.make_url("/v1/chat/completions"), json=body)
         assert (await resp.content.readuntil(b"\n\n")).startswith(b"data: ")
         resp.close()  # drop the connection without reading the rest
-    await asyncio.wait_for(gated.cancelled.wait(), timeout=5)
+        await asyncio.wait_for(gated.cancelled.wait(), timeout=5)
+        # Counted as the app hanging up, not as a sidecar error (bounded wait for the count).
+        for _ in range(100):
+            async with http.get(sidecar.make_url("/metrics")) as scrape:
+                text = await scrape.text()
+            if 'sidecar_outcome="client_gone"' in text:
+                break
+            await asyncio.sleep(0.02)
+    requests = [line for line in text.splitlines() if line.startswith("sidecar_requests_total{")]
+    assert any('sidecar_outcome="client_gone"' in line for line in requests), requests
+    assert not any('sidecar_outcome="error"' in line for line in requests), requests
 
 
 async def drain(stream: AsyncIterable[object], into: list[object]) -> None:
