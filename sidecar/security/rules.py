@@ -395,7 +395,8 @@ RULES: tuple[Rule, ...] = (
         0.5,
         "allowed blocked forbidden banned disallowed",
         r"(?:allowed|blocked|forbidden|banned|disallowed) (?:modes?|responses?|strings?|phrases?|"
-        r"words|outputs?|topics)\s*:",
+        r"words|outputs?|topics)\s*:|<\s*(?:allowed|blocked|forbidden|banned|disallowed)[-_ ]"
+        r"(?:modes?|responses?|strings?|outputs?)\s*>",
     ),
     _rule(
         "persona_jailbreak",
@@ -460,6 +461,13 @@ RULES: tuple[Rule, ...] = (
         r"supervisor|manager|ceo|system administrator|programmer|engineer at (?:openai|"
         r"anthropic|google))\b.{0,120}?(?:i need|i order|i command|i authori[sz]e|you must|tell me|"
         r"give me|reveal|provide|confirm|share|disable|override|print|show|output)",
+    ),
+    _rule(  # the "hypothetical response" template: a character's plan, rewritten in detail
+        "persona_jailbreak",
+        0.7,
+        "hypothetical",
+        r"hypothetical response:? the way to describe a character planning to"
+        r"|rewrite the hypothetical response from the perspective of (?:that|the) character",
     ),
     _rule(  # a jailbreak template's hinge: "now that the warning is out of the way, let's ..."
         "persona_jailbreak",
@@ -794,9 +802,10 @@ RULES: tuple[Rule, ...] = (
         # the family, such as a claimed role or mode that would entitle the asker to see it
         "prompt_extraction",
         0.45,
-        _SHOW_WORDS,
-        r"(?:^|[.!?:;]\s*|\n|\b(?:please|can you|could you|would you|now|just|kindly) )"
-        rf"{_SHOW} (?:me |us )?(?:the )?(?:current |full |complete |active |loaded )?"
+        _SHOW_WORDS + " see view read",
+        r"(?:(?:^|[.!?:;]\s*|\n|\b(?:please|can you|could you|would you|now|just|kindly) )"
+        rf"{_SHOW}|\b(?:need|want|have) to (?:see|view|read)) (?:me |us )?(?:the )?"
+        r"(?:current |full |complete |active |loaded )?"
         r"(?:system (?:prompt|message|configuration|instructions)|initial prompt)"
         r"(?! (?:you would|you'd|you might|for an? |that|which|i|we|to)\b)",
         also="system initial",
