@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sidecar.backends import Admission, Counters, Limit, Tally, Window
+from sidecar.backends import Counters, Limit, Tally, Window
 from sidecar.background import Coalescer
 from sidecar.config import RateLimit as RateLimitRule
 from sidecar.errors import ErrorCode, SidecarError
@@ -129,10 +129,10 @@ class RateLimitStage:
         )
         ex.prefetched.update(admission.fetched)
         if (
-            budget is not None
-            and _only_last_refused(admission)
-            and await self.settle_budget(budget.key)
-        ):  # the budget still counted this user's answered calls at their reservations
+            not admission.allowed
+            and admission.windows[0].allowed  # the requests window admits: tokens or budget
+            and await self._settle_pending(tokens, budget)
+        ):  # they still counted this user's answered calls at their reservations
             admission = await self.counters.admit(limits)  # (no tally: counted already)
         headers = rate_headers(admission.windows[0])
         if rule.fail_closed and self.counters.degraded:
@@ -181,14 +181,23 @@ class RateLimitStage:
             headers=headers,
         )
 
+    async def _settle_pending(self, tokens: Limit | None, budget: Limit | None) -> bool:
+        """Apply the corrections this instance still holds for the token or budget counter;
+        whether there were any, so the refused decision is worth taking once more. A client
+        that waits for each answer is then never refused by its own answered calls, whose
+        reservations (max_tokens, the worst-case cost) are corrected in batches after them.
+        Only the refusal path pays this; the admitted path makes its one round trip."""
+        settled = False
+        if tokens is not None and self.corrections.pending(tokens.key):
+            await self.corrections.flush()
+            settled = True
+        if budget is not None and await self.settle_budget(budget.key):
+            settled = True
+        return settled
+
     def _settle(self, tokens: Limit, used: int) -> None:
         """Move the reservation to what was used, after the reply (never on its path)."""
         self.corrections.add(tokens.key, tokens, used - tokens.cost)
-
-
-def _only_last_refused(admission: Admission) -> bool:
-    *others, last = admission.windows
-    return not last.allowed and all(window.allowed for window in others)
 
 
 def _limiter_down(ex: Exchange, headers: dict[str, str]) -> SidecarError:

@@ -11,6 +11,7 @@ import aiohttp
 import openai
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sidecar.backends import Backends, Limit
@@ -280,3 +281,41 @@ async def test_rejections_are_counted_as_rate_limited_not_as_model_errors(
     assert chat["refused_rate"] > 0
     assert report["summary"]["refused_by_code"] == {"RATE_LIMIT": 1}
     assert report["summary"]["errors_by_code"] == {}
+
+
+async def test_a_client_waiting_for_each_answer_is_not_refused_by_its_own_reservations(
+    aiohttp_server: ServerFactory, make_sidecar: MakeSidecar
+) -> None:
+    """tokens: 300 per minute; each call reserves its prompt plus max_tokens 250 but the
+    answer uses 15. Corrections are applied in batches after the reply, so the next call's
+    reservation may still see the last one's 250: a refused reservation applies this
+    instance's pending corrections and is checked once more. Three calls in a row pass."""
+
+    async def short_answer(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4o-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "short"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15},
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", short_answer)
+    upstream = await aiohttp_server(app)
+    rule = {"requests": 100, "per_s": 60, "tokens": 300}
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")), operations={"chat": {"rate_limit": rule, "fallbacks": []}}
+    )
+    async with aiohttp.ClientSession() as http:
+        statuses = [(await post_chat(http, sidecar, max_tokens=250)).status for _ in range(3)]
+    assert statuses == [200, 200, 200]
