@@ -89,6 +89,7 @@ def exchange(
     body: dict[str, Any] | bytes | None = None,
     headers: dict[str, str] | None = None,
     method: str = "POST",
+    query: str = "",
 ) -> Exchange:
     raw = body if isinstance(body, bytes) else (orjson.dumps(body) if body is not None else b"")
 
@@ -101,7 +102,7 @@ def exchange(
         request_id="req-test",
         method=method,
         path=path,
-        query="",
+        query=query,
         headers=CIMultiDictProxy(CIMultiDict(headers or {})),
         read_body=read_body,
     )

@@ -214,11 +214,16 @@ class ResponseCache:
         ):
             return None
         fields = {name: value for name, value in body.items() if name not in IGNORED_FIELDS}
+        if ex.path == "responses":
+            # A Responses id is chained on (previous_response_id) only if the provider stored
+            # it: an answer given with store false must not answer a request that stores.
+            fields["store"] = body.get("store", True) is not False
         try:
             canonical = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
             return None
-        context = [ex.operation, ex.path, ex.headers.get("X-Sidecar-Provider", "")]
+        # The query string goes upstream too (?api-version=... on Azure-style providers).
+        context = [ex.operation, ex.path, ex.query, ex.headers.get("X-Sidecar-Provider", "")]
         if self._by_client_key:
             context.append(ex.headers.get("Authorization", ""))
         digest = hashlib.sha256("\n".join(context).encode("utf-8", "surrogateescape") + b"\n")

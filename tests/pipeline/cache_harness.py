@@ -255,6 +255,7 @@ class Harness:
         method: str = "POST",
         headers: dict[str, str] | None = None,
         cache: ResponseCache | None = None,
+        query: str = "",
     ) -> str | None:
         """The key the stage computes for a request, after the stages before it ran."""
         keys: list[str | None] = []
@@ -267,7 +268,9 @@ class Harness:
 
         settings = self.rt.settings
         chain = compose([ReadBody(settings.limits.max_body_bytes), Identify(settings)], probe)
-        ex = exchange(path, body or CHAT, {"X-Sidecar-User": user, **(headers or {})}, method)
+        ex = exchange(
+            path, body or CHAT, {"X-Sidecar-User": user, **(headers or {})}, method, query
+        )
         await chain(ex)
         assert keys[0] == keys[1], "key_for is deterministic"
         return keys[0]

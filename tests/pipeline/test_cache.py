@@ -91,6 +91,22 @@ async def test_key_changes_with_what_changes_the_answer(
     assert await h.key(body, path, headers=headers) != await h.key(CHAT)
 
 
+async def test_the_query_string_and_a_responses_store_flag_are_part_of_the_key(
+    h: Harness,
+) -> None:
+    """The query goes upstream too (?api-version=...), and a Responses answer given with
+    store: false has an id the provider never kept, so it must not answer a request that
+    stores (store is true when unset)."""
+    plain = await h.key(CHAT)
+    assert await h.key(CHAT, query="api-version=2024-01-01") != plain
+    assert await h.key(CHAT, query="api-version=2024-01-01") != await h.key(
+        CHAT, query="api-version=2025-01-01"
+    )
+    stored = await h.key(RESPONSES, "responses")
+    assert await h.key({**RESPONSES, "store": True}, "responses") == stored
+    assert await h.key({**RESPONSES, "store": False}, "responses") != stored
+
+
 @pytest.mark.parametrize(
     ("body", "path", "method", "headers"),
     [
