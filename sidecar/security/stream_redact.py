@@ -385,8 +385,10 @@ class RedactingObserver:
     ``(output_index, content_index)`` of its ``output_text`` deltas, and its ``*.done`` and
     ``response.completed`` events carry the text as the client received it. Held-back text is
     sent with the choice's finish chunk, in a delta event just before ``output_text.done`` (the
-    two events in one piece of bytes: an observer returns one), in a chunk before ``[DONE]``
-    (which is then sent from ``on_end``), or from ``on_end`` if the stream ended without those.
+    two events in one piece of bytes: an observer returns one) or before the first event that
+    repeats the part's whole text when a server sends no ``output_text.done``, in a chunk
+    before ``[DONE]`` (which is then sent from ``on_end``), or from ``on_end`` if the stream
+    ended without those.
     A ``block`` finding raises :class:`~sidecar.stream.StopStream` with
     :func:`~sidecar.security.secrets.blocked_error`: the stream ends as stopped by policy, never
     as an upstream failure. Where text was changed or held back, ``logprobs`` are
@@ -401,6 +403,7 @@ class RedactingObserver:
         self.findings: list[Finding] = []
         self._redactors: dict[tuple[int, ...], StreamRedactor] = {}
         self._sent: dict[tuple[int, ...], list[str]] = {}  # Responses: text sent per part
+        self._item_ids: dict[tuple[int, ...], Any] = {}  # Responses: each part's item_id
         self._kind = "chat"  # chat | completion | responses
         self._shared: dict[str, Any] = {}  # a chunk's id, model, created: for trailing chunks
         self._deferred: list[bytes] = []  # [DONE], sent after the held-back text
@@ -477,6 +480,8 @@ class RedactingObserver:
     def _responses_event(self, event: bytes, obj: dict[str, Any], kind: str) -> bytes:
         key = (_int(obj.get("output_index")), _int(obj.get("content_index")))
         if kind == _DELTA and isinstance(text := obj.get("delta"), str):
+            if "item_id" in obj:
+                self._item_ids.setdefault(key, obj["item_id"])
             out = self._redactor(key).feed(text)
             self._sent.setdefault(key, []).append(out)
             if out == text:
@@ -494,9 +499,24 @@ class RedactingObserver:
                 obj["text"] = "".join(self._sent[key])
                 obj["logprobs"] = []
             return before + _with_json(event, obj)
+        # An event that repeats whole texts (a part or item done, the response completed) may
+        # come without output_text.done before it: what is still held back goes first, so the
+        # client's deltas and the repeated text agree.
+        before = b"".join(self._tail_events(self._flush_keys(self._repeated_keys(obj, kind))))
         if self._rewrite_parts(obj, kind):
-            return _with_json(event, obj)
-        return event
+            return before + _with_json(event, obj)
+        return before + event if before else event
+
+    def _repeated_keys(self, obj: dict[str, Any], kind: str) -> list[tuple[int, ...]]:
+        """The parts whose text this event repeats, among those still held back."""
+        if kind == "response.content_part.done":
+            wanted = {(_int(obj.get("output_index")), _int(obj.get("content_index")))}
+            return [key for key in self._redactors if key in wanted]
+        if kind == "response.output_item.done":
+            return [key for key in self._redactors if key[0] == _int(obj.get("output_index"))]
+        if isinstance(obj.get("response"), dict):
+            return list(self._redactors)
+        return []
 
     def _rewrite_parts(self, obj: dict[str, Any], kind: str) -> bool:
         """The events that repeat whole texts: they get the text the client was sent."""
@@ -558,7 +578,10 @@ class RedactingObserver:
         return rest
 
     def _flush_all(self) -> dict[tuple[int, ...], str]:
-        tail = {key: self._finish(key) for key in list(self._redactors)}
+        return self._flush_keys(list(self._redactors))
+
+    def _flush_keys(self, keys: list[tuple[int, ...]]) -> dict[tuple[int, ...], str]:
+        tail = {key: self._finish(key) for key in keys}
         return {key: text for key, text in tail.items() if text}
 
     def _tail_events(self, tail: dict[tuple[int, ...], str]) -> list[bytes]:
@@ -568,8 +591,7 @@ class RedactingObserver:
             for key, text in tail.items():
                 self._sent.setdefault(key, []).append(text)
             return [
-                _sse(_delta_for({"output_index": k[0], "content_index": k[1]}, t), _DELTA)
-                for k, t in tail.items()
+                _sse(_delta_for(self._part_of(key), text), _DELTA) for key, text in tail.items()
             ]
         field_name = "text" if self._kind == "completion" else "content"
         choices = [
@@ -582,6 +604,13 @@ class RedactingObserver:
             for key, text in sorted(tail.items())
         ]
         return [_sse({**self._shared, "choices": choices})]
+
+    def _part_of(self, key: tuple[int, ...]) -> dict[str, Any]:
+        """A Responses part's address, for a delta event the sidecar adds."""
+        part: dict[str, Any] = {"output_index": key[0], "content_index": key[1]}
+        if key in self._item_ids:
+            part["item_id"] = self._item_ids[key]
+        return part
 
 
 def _int(value: object) -> int:

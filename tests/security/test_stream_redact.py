@@ -394,6 +394,30 @@ async def test_a_responses_stream_is_redacted_in_deltas_and_in_its_final_texts()
     assert not any(GITHUB.encode() in e for e in out)
 
 
+async def test_a_responses_stream_without_done_events_keeps_its_held_tail_in_place() -> None:
+    """Some OpenAI-compatible servers send no output_text.done / content_part.done: the text
+    held back at the end (digits that could start a number) goes out just before the event
+    that repeats the whole text, with the part's item_id, and that text is the full one."""
+    text = "echo#33: resp test 77"
+    events = [
+        e
+        for e in responses_stream(text)
+        if (event_json(e) or {}).get("type")
+        not in ("response.output_text.done", "response.content_part.done")
+    ]
+    out, _ = await relayed(events, RedactingObserver("redact"), path="responses")
+    objs = [obj for e in out for obj in _all_json(e)]
+    kinds = [o.get("type") for o in objs]
+    deltas = [o for o in objs if o.get("type") == "response.output_text.delta"]
+    assert "".join(d["delta"] for d in deltas) == text
+    assert all(d.get("item_id") == "msg_1" for d in deltas)
+    assert kinds.index("response.output_item.done") > max(
+        i for i, kind in enumerate(kinds) if kind == "response.output_text.delta"
+    )
+    final = next(o for o in objs if o.get("type") == "response.completed")
+    assert final["response"]["output"][0]["content"][0]["text"] == text
+
+
 def _all_json(event: bytes) -> list[dict[str, Any]]:
     """Every data object in a chunk that may hold more than one event."""
     return [orjson.loads(line[5:]) for line in event.splitlines() if line.startswith(b"data: {")]
