@@ -33,9 +33,23 @@ class Identify:
         ex.operation = self._operation(ex)
         ex.op = self.settings.operation(ex.operation)
         ex.priority = _priority(ex, ex.op.priority)
+        self._check_provider(ex)
         if ex.path in MODEL_ENDPOINTS and ex.method == "POST":
             _check_model_request(ex, body)
         return await call_next(ex)
+
+    def _check_provider(self, ex: Exchange) -> None:
+        """An unknown X-Sidecar-Provider is refused here, with the other request headers, before
+        it could use a rate-limit slot, a reservation or a usage record (routing reads it)."""
+        named = ex.headers.get("X-Sidecar-Provider")
+        if named is not None and named not in self.settings.providers:
+            known = ", ".join(self.settings.providers)
+            raise SidecarError(
+                ErrorCode.INVALID_INPUT,
+                f"Unknown provider {named!r} in X-Sidecar-Provider; configured: {known}.",
+                reason="unknown_provider",
+                param="X-Sidecar-Provider",
+            )
 
     def _operation(self, ex: Exchange) -> str:
         named = ex.headers.get("X-Sidecar-Operation")

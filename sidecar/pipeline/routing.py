@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sidecar.config import Provider, Settings
-from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Exchange, Reply
 from sidecar.pipeline.base import Next
 
@@ -38,15 +37,8 @@ class Router:
         return name, providers[name], model
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        named = ex.headers.get("X-Sidecar-Provider")
+        named = ex.headers.get("X-Sidecar-Provider")  # known: the identity stage checked it
         if named is not None:
-            if named not in self.settings.providers:
-                known = ", ".join(self.settings.providers)
-                raise SidecarError(
-                    ErrorCode.INVALID_INPUT,
-                    f"Unknown provider {named!r} in X-Sidecar-Provider; configured: {known}.",
-                    reason="unknown_provider",
-                )
             ex.provider_name, ex.provider = named, self.settings.providers[named]
             ex.pinned_provider = named
             return await call_next(ex)

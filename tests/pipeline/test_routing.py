@@ -6,6 +6,9 @@ import pytest
 
 from sidecar.config import settings_from_dict
 from sidecar.errors import SidecarError
+from sidecar.pipeline.base import compose
+from sidecar.pipeline.body import ReadBody
+from sidecar.pipeline.identity import Identify
 from sidecar.pipeline.routing import Router
 from tests.helpers import Recorder, exchange
 
@@ -45,10 +48,14 @@ async def test_prefix_is_stripped_from_the_body_sent_upstream() -> None:
     assert b'"model":"qwen2"' in ex.upstream_body()
 
 
-async def test_unknown_provider_header_is_invalid_input() -> None:
-    """X-Sidecar-Provider must name a configured provider."""
+async def test_unknown_provider_header_is_invalid_input_before_any_limit() -> None:
+    """X-Sidecar-Provider must name a configured provider: the identity stage refuses it with
+    the other request headers, before rate limits, budgets or usage records see the call."""
     ex = exchange(body={"model": "gpt-4o"}, headers={"X-Sidecar-Provider": "azure"})
+    recorder = Recorder()
+    chain = compose([ReadBody(SETTINGS.limits.max_body_bytes), Identify(SETTINGS)], recorder)
     with pytest.raises(SidecarError) as caught:
-        await Router(SETTINGS)(ex, Recorder())
+        await chain(ex)
     assert caught.value.reason == "unknown_provider"
     assert "openai, local" in caught.value.message
+    assert recorder.seen == []
