@@ -12,14 +12,18 @@ unpriced (``unpriced_requests``), and ``total_cost_usd`` is the sum of the known
 
 from __future__ import annotations
 
+import logging
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from sidecar.backends import UsageGroup
+from sidecar.errors import ErrorCode, SidecarError
 from sidecar.pipeline.costs import MICROS, Costs, month_of
 from sidecar.pipeline.identity import bounded_user
+
+log = logging.getLogger(__name__)
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
@@ -52,13 +56,29 @@ ADVICE_MIN_REQUESTS = 10  # no advice on an operation seen fewer times than this
 FALLBACK_SHARE = 0.2  # fallbacks costing this share of the total are worth a look
 
 
+async def _breakdown(costs: Costs, user: str, since: datetime, until: datetime) -> list[UsageGroup]:
+    """The user's records by operation and model; a database that cannot answer is a 503 that
+    says so (its records wait in the journal), not a 500 with a traceback."""
+    try:
+        return await costs.log.store.breakdown(user, since, until)
+    except Exception as exc:
+        log.warning("usage report: the usage database did not answer: %s", exc)
+        raise SidecarError(
+            ErrorCode.MODEL_UNAVAILABLE,
+            f"The usage database did not answer ({type(exc).__name__}); calls go on and their "
+            "records wait in the local journal until it is back. Retry shortly.",
+            retry_after_s=5,
+            reason="usage_store_unavailable",
+        ) from None
+
+
 async def build_usage(costs: Costs, user: str, period: Period, now: datetime) -> dict[str, Any]:
     user = bounded_user(user)
     since = period_start(period, now)
     # Read-your-writes: the records of calls already answered are committed a moment after
     # their reply (written ahead first); wait for them, briefly.
     await costs.log.flush(timeout_s=1.0)
-    groups = await costs.log.store.breakdown(user, since, now + timedelta(seconds=1))
+    groups = await _breakdown(costs, user, since, now + timedelta(seconds=1))
     models = by_model(groups)
     total = sum(group.cost_micros for group in groups)
     budget = costs.budget_micros(user)

@@ -67,3 +67,21 @@ async def test_an_unreachable_redis_degrades_readiness_and_requests_still_work(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
         )
     assert completion.choices[0].message.content
+
+
+async def test_the_usage_report_of_an_unreachable_database_is_a_503_that_says_so(
+    upstream: TestServer, make_sidecar: MakeSidecar, unused_tcp_port: int
+) -> None:
+    """GET /sidecar/usage while PostgreSQL does not answer: 503 MODEL_UNAVAILABLE naming the
+    usage database (its records wait in the journal), not a 500 with a traceback."""
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        database_url=f"postgresql://u:pw@127.0.0.1:{unused_tcp_port}/usage",
+    )
+    url = sidecar.make_url("/sidecar/usage?user=alice")
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        status, body = resp.status, await resp.json()
+    assert status == 503
+    assert body["error"]["reason"] == "usage_store_unavailable"
+    assert "usage database" in body["error"]["message"]
+    assert "pw" not in str(body)
