@@ -452,8 +452,17 @@ async def fetch_report(endpoint: str, admin: Admin) -> bytes:
             _unauthorized(endpoint, source or admin.token_env, sent=token is not None)
         )
     if status != 200:
-        raise ReportError(f"{endpoint} answered HTTP {status}: {body[:200]!r}")
+        raise ReportError(f"{endpoint} answered HTTP {status}: {_error_message(body)}")
     return body
+
+
+def _error_message(body: bytes) -> str:
+    """The error envelope's message, else the start of the body as it came."""
+    try:
+        message = orjson.loads(body)["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return repr(body[:200])
+    return str(message)
 
 
 def _usage(args: argparse.Namespace) -> int:
