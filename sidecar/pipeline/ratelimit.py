@@ -169,6 +169,8 @@ class RateLimitStage:
         refused = [w for w in windows if not w.allowed]
         retry_after = max(w.reset_s for w in refused)
         which = "requests" if not windows[0].allowed else "tokens"
+        if which == "tokens":  # the headers describe the window that refused
+            headers = {**headers, **rate_headers(refused[0])}
         ex.limited_by = which
         limit = rule.requests if which == "requests" else rule.tokens
         self.telemetry.rate_limited(ex, limit=limit or 0, retry_after_s=retry_after, kind=which)

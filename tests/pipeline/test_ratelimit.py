@@ -179,6 +179,7 @@ async def test_token_limits_reserve_the_estimate_and_settle_to_real_usage(
     assert body["error"]["reason"] == "tokens_per_window"
     assert "1000 tokens" in body["error"]["message"]
     assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["X-RateLimit-Limit"] == "1000"  # the token window that refused
 
 
 async def test_the_admin_endpoint_reports_each_users_requests_and_rejections(
