@@ -213,7 +213,12 @@ class ResponseCache:
             or (ex.headers.get("Cache-Control") is not None and "no-store" in cache_directives(ex))
         ):
             return None
-        fields = {name: value for name, value in body.items() if name not in IGNORED_FIELDS}
+        # 1 and 1.0 are the same temperature: whole floats are written as integers.
+        fields = {
+            name: int(value) if isinstance(value, float) and value.is_integer() else value
+            for name, value in body.items()
+            if name not in IGNORED_FIELDS
+        }
         if ex.path == "responses":
             # A Responses id is chained on (previous_response_id) only if the provider stored
             # it: an answer given with store false must not answer a request that stores.

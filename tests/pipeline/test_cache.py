@@ -51,7 +51,8 @@ async def test_key_is_operation_prefix_then_scope_then_a_sha256(h: Harness) -> N
 
 async def test_key_ignores_what_does_not_change_the_answer(h: Harness) -> None:
     """Key order, stream, stream_options, user, safety_identifier, metadata, store,
-    service_tier and prompt-cache hints leave the key alone: such requests share answers."""
+    service_tier, prompt-cache hints and 1.0 written as 1 leave the key alone: such requests
+    share answers."""
     plain = await h.key(CHAT)
     reordered = {"messages": CHAT["messages"], "model": CHAT["model"]}
     assert await h.key(reordered) == plain
@@ -66,6 +67,7 @@ async def test_key_ignores_what_does_not_change_the_answer(h: Harness) -> None:
         "prompt_cache_key": "k",
     }
     assert await h.key({**CHAT, **noise}) == plain
+    assert await h.key({**CHAT, "temperature": 1}) == await h.key({**CHAT, "temperature": 1.0})
 
 
 @pytest.mark.parametrize(
