@@ -57,6 +57,9 @@ class _Choice:
     finish_reason: str | None = None
 
 
+_REBUILT = frozenset({"role", "content", "refusal", "tool_calls"})  # what a delta may carry
+
+
 class ChatAssembler:
     """Builds the non-streaming ``chat.completion`` a streamed chat answer is equivalent to."""
 
@@ -64,6 +67,9 @@ class ChatAssembler:
         self.shared: dict[str, Any] = {}
         self.choices: dict[int, _Choice] = {}
         self.usage: dict[str, Any] | None = None
+        # A delta carrying more than text, refusal and tool calls (audio, the legacy
+        # function_call, annotations): the whole answer cannot be rebuilt without loss.
+        self.lossy = False
 
     def add(self, chunk: dict[str, Any]) -> None:
         for name in _SHARED:
@@ -75,10 +81,11 @@ class ChatAssembler:
             if isinstance(raw, dict) and isinstance(index := raw.get("index", 0), int):
                 self._add_choice(self.choices.setdefault(index, _Choice()), raw)
 
-    @staticmethod
-    def _add_choice(choice: _Choice, raw: dict[str, Any]) -> None:
+    def _add_choice(self, choice: _Choice, raw: dict[str, Any]) -> None:
         delta = raw.get("delta")
         if isinstance(delta, dict):
+            if any(value for key, value in delta.items() if key not in _REBUILT):
+                self.lossy = True
             if isinstance(role := delta.get("role"), str):
                 choice.role = role
             if isinstance(text := delta.get("content"), str):
@@ -95,9 +102,12 @@ class ChatAssembler:
             choice.finish_reason = reason
 
     def completion(self, usage: Usage | None) -> dict[str, Any] | None:
-        """The whole answer, or None unless every choice finished. ``usage`` stands in for the
-        usage chunk when an earlier observer dropped it (the client did not ask for it)."""
-        if not self.choices or any(c.finish_reason is None for c in self.choices.values()):
+        """The whole answer, or None unless every choice finished and nothing was lost (see
+        ``lossy``). ``usage`` stands in for the usage chunk when an earlier observer dropped it
+        (the client did not ask for it)."""
+        if self.lossy or not self.choices:
+            return None
+        if any(c.finish_reason is None for c in self.choices.values()):
             return None
         choices = [_message_choice(index, self.choices[index]) for index in sorted(self.choices)]
         answer: dict[str, Any] = {**self.shared, "object": "chat.completion", "choices": choices}

@@ -138,7 +138,8 @@ class Entry:
 
 
 def storable(path: str, answer: dict[str, Any]) -> bool:
-    """A complete answer: every chat choice finished, a response completed, data present."""
+    """A complete answer: every chat choice finished (with nothing a stream replay would
+    drop), a response completed, data present."""
     if path == "responses":
         return answer.get("status") == "completed"
     if path == "chat/completions":
@@ -147,10 +148,18 @@ def storable(path: str, answer: dict[str, Any]) -> bool:
             bool(choices)
             and isinstance(choices, list)
             and all(
-                isinstance(c, dict) and isinstance(c.get("finish_reason"), str) for c in choices
+                isinstance(c, dict)
+                and isinstance(c.get("finish_reason"), str)
+                and not _unreplayable(c.get("message"))
+                for c in choices
             )
         )
     return isinstance(answer.get("data"), list)
+
+
+def _unreplayable(message: object) -> bool:
+    """A message a hit could not stream back whole (annotations, audio): not stored."""
+    return isinstance(message, dict) and bool(message.get("annotations") or message.get("audio"))
 
 
 def ttl_for(ex: Exchange, answer: dict[str, Any]) -> float:

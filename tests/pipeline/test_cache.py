@@ -362,6 +362,21 @@ async def test_cut_streams_and_left_streams_are_not_stored(h: Harness) -> None:
     assert h.background.jobs == []
 
 
+def annotated(n: int) -> dict[str, Any]:
+    """A chat answer citing a source: a stream replay would drop its annotations."""
+    answer = chat_answer(n)
+    citation = {"type": "url_citation", "url_citation": {"url": "https://example.org"}}
+    answer["choices"][0]["message"]["annotations"] = [citation]
+    return answer
+
+
+def with_audio(chunks: list[bytes]) -> list[bytes]:
+    """A chat stream whose first delta also carries audio, which no stored answer holds."""
+    first = orjson.loads(chunks[0].removeprefix(b"data: "))
+    first["choices"][0]["delta"]["audio"] = {"id": "audio_1", "data": "UklGRg=="}
+    return [b"data: " + orjson.dumps(first) + b"\n\n", *chunks[1:]]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "respond"),
     [
@@ -380,13 +395,20 @@ async def test_cut_streams_and_left_streams_are_not_stored(h: Harness) -> None:
             CHAT,
             lambda ex, n: Reply(200, body=orjson.dumps({**chat_answer(n), "choices": []})),
         ),
+        ("chat/completions", CHAT, lambda ex, n: Reply(200, body=orjson.dumps(annotated(n)))),
+        (
+            "chat/completions",
+            {**CHAT, "stream": True},
+            lambda ex, n: Reply(200, stream=events(with_audio(chat_chunks(n)))),
+        ),
     ],
 )
 async def test_incomplete_answers_are_not_stored(
     h: Harness, path: str, body: dict[str, Any], respond: Respond
 ) -> None:
     """A chat stream with an unfinished choice, a Responses answer not "completed", a chat
-    answer without choices: none is stored."""
+    answer without choices, answers a hit could not give back whole (annotations, audio in a
+    stream): none is stored."""
     h.upstream.respond = respond
     await h.ask(body, path)
     assert h.background.jobs == []
