@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -50,6 +50,7 @@ from sidecar.pipeline.base import Next
 from sidecar.pipeline.ratelimit import user_tag
 from sidecar.runtime import Runtime
 from sidecar.security.injection import Finding, InjectionDetector, texts_by_role
+from sidecar.security.secrets import Finding as SecretFinding
 from sidecar.security.secrets import Policy, blocked_error, redact_answer
 from sidecar.security.stream_redact import RedactingObserver
 from sidecar.stream import StreamEnd
@@ -200,18 +201,24 @@ class InputChecks:
         return [result for result in results if isinstance(result, dict)]
 
     def _alert(self, ex: Exchange, check: str, found: Iterable[str], action: str) -> None:
-        found = list(found)
-        self.telemetry.alerts.notify(
-            ("security", check, ex.operation, action),
-            {
-                "alert": "security_finding",
-                "check": check,
-                "found": found,
-                "action": action,
-                "operation": ex.operation,
-                "request_id": ex.request_id,
-            },
-        )
+        security_alert(self.telemetry, ex, check, found, action)
+
+
+def security_alert(
+    telemetry: Telemetry, ex: Exchange, check: str, found: Iterable[str], action: str
+) -> None:
+    """A block or flag to ``alerts.webhook_url`` (deduplicated): what was found, never the text."""
+    telemetry.alerts.notify(
+        ("security", check, ex.operation, action),
+        {
+            "alert": "security_finding",
+            "check": check,
+            "found": sorted(set(found)),
+            "action": action,
+            "operation": ex.operation,
+            "request_id": ex.request_id,
+        },
+    )
 
 
 class ModerationFailed(Exception):
@@ -235,27 +242,34 @@ class OutputChecks:
         if not self.policy.enabled or not is_model_call(ex.method, ex.path):
             return reply
         if reply.stream is None:
-            return await self._answer(reply)
+            return await self._answer(ex, reply)
         observer = RedactingObserver(self.policy)
         reply.observers.append(observer)
 
         async def report(end: StreamEnd) -> None:
-            for finding in observer.findings:
-                self.telemetry.security_finding("output", finding.type, finding.action)
+            self._report(ex, observer.findings)
 
         reply.finishers.append(report)
         return reply
 
-    async def _answer(self, reply: Reply) -> Reply:
+    async def _answer(self, ex: Exchange, reply: Reply) -> Reply:
         answer = reply.json() if reply.status == 200 else None  # parsed once per reply
         if answer is None:
             return reply
         result = redact_answer(answer, self.policy)  # in place: the parsed answer stays current
-        for finding in result.findings:
-            self.telemetry.security_finding("output", finding.type, finding.action)
+        self._report(ex, result.findings)
         if result.block:
             await reply.aclose()
             raise blocked_error(result.blocked_types)
         if result.changed:
             reply.body = orjson.dumps(answer)
         return reply
+
+    def _report(self, ex: Exchange, findings: Sequence[SecretFinding]) -> None:
+        """Each finding counted; blocks and flags also to the webhook, one alert per action."""
+        for finding in findings:
+            self.telemetry.security_finding("output", finding.type, finding.action)
+        for action in ("block", "flag"):
+            found = [finding.type for finding in findings if finding.action == action]
+            if found:
+                security_alert(self.telemetry, ex, "output", found, action)

@@ -414,6 +414,7 @@ class RedactingObserver:
         try:
             return self._rewrite(event)
         except OutputBlocked as blocked:
+            self._abandon()
             raise StopStream(blocked_error(blocked.types)) from None
 
     def on_end(self, end: StreamEnd) -> Sequence[bytes]:
@@ -423,6 +424,7 @@ class RedactingObserver:
             tail = self._flush_all()
         except OutputBlocked:  # too late to stop the stream: withhold the rest
             log.warning("output policy blocked the end of a stream; its last text is withheld")
+            self._abandon()
             tail = {}
         return [*self._tail_events(tail), *self._deferred]
 
@@ -576,6 +578,14 @@ class RedactingObserver:
         spans = [*redactor.redacted, *redactor.flagged, *redactor.blocked]
         self.findings.extend(findings_of(spans, _where(self._kind, key), self.policy))
         return rest
+
+    def _abandon(self) -> None:
+        """A block ends the stream: what the open redactors found (the block included) is
+        still reported, though their text is never sent."""
+        for key, redactor in self._redactors.items():
+            spans = [*redactor.redacted, *redactor.flagged, *redactor.blocked]
+            self.findings.extend(findings_of(spans, _where(self._kind, key), self.policy))
+        self._redactors.clear()
 
     def _flush_all(self) -> dict[tuple[int, ...], str]:
         return self._flush_keys(list(self._redactors))

@@ -5,6 +5,7 @@ answers redacted or blocked, streamed ones included."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -235,12 +236,23 @@ async def test_a_blocked_type_refuses_the_answer_and_stops_the_stream_by_policy(
     aiohttp_server: ServerFactory, make_sidecar: MakeSidecar
 ) -> None:
     """output {OPENAI_KEY: block}: the whole answer is a 400 (reason sensitive_output); a
-    stream ends with an error event instead of the key, and the circuit stays closed."""
+    stream ends with an error event instead of the key, and the circuit stays closed. Both
+    blocks are counted as findings (the stream's too) and go to the webhook (deduplicated)."""
+    alerts: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        alerts.append(await request.json())
+        return web.Response(status=204)
+
+    receiver_app = web.Application()
+    receiver_app.router.add_post("/hook", hook)
+    receiver = await aiohttp_server(receiver_app)
     upstream = await aiohttp_server(FixedAnswer(f"Here it is: {KEY} enjoy").app())
     sidecar = await make_sidecar(
         str(upstream.make_url("/v1")),
         operations=NO_LIMITS,
         security={"output": {"OPENAI_KEY": "block"}},
+        alerts={"webhook_url": str(receiver.make_url("/hook"))},
     )
     with pytest.raises(openai.BadRequestError) as caught:
         await ask(sidecar, user("the key please"))
@@ -255,6 +267,14 @@ async def test_a_blocked_type_refuses_the_answer_and_stops_the_stream_by_policy(
         line.startswith("sidecar_circuit_state{") and not line.endswith(" 0.0")
         for line in metrics.splitlines()
     )
+    assert (await findings(sidecar))[("output", "OPENAI_KEY", "block")] == 2
+    for _ in range(100):  # the webhook is posted in the background (bounded wait)
+        if alerts:
+            break
+        await asyncio.sleep(0.02)
+    assert [(a["check"], a["action"], a["found"]) for a in alerts] == [
+        ("output", "block", ["OPENAI_KEY"])
+    ]
 
 
 async def test_too_many_messages_is_a_clear_400(
