@@ -95,7 +95,9 @@ class Resilience:
         self.rng = rng
 
     async def __call__(self, ex: Exchange, call_next: Next) -> Reply:
-        ex.deadline = time.monotonic() + (ex.op.deadline_s or self.config.deadline_s)
+        deadline = time.monotonic() + (ex.op.deadline_s or self.config.deadline_s)
+        # A caller's own sooner deadline (the moderation check's timeout) wins.
+        ex.deadline = deadline if ex.deadline is None else min(ex.deadline, deadline)
         if not is_model_call(ex.method, ex.path) or ex.model is None:
             return await call_next(ex)  # pass-through: no model to retry or fall back on
         failure: UpstreamFailure | None = None

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -146,7 +147,9 @@ class InputChecks:
 
     async def _moderate(self, ex: Exchange, texts: list[str]) -> None:
         try:
-            async with asyncio.timeout(self.security.moderation_timeout_s):
+            # The check's own deadline ends it as a TIMEOUT inside the pipeline (recorded as
+            # one); this outer bound is only a backstop should an answer hang past it.
+            async with asyncio.timeout(self.security.moderation_timeout_s + 1.0):
                 results = await self._moderation(ex, texts)
         except (TimeoutError, ModerationFailed) as exc:
             reason = "timeout" if isinstance(exc, TimeoutError) else str(exc)
@@ -188,6 +191,7 @@ class InputChecks:
             CIMultiDict({"Content-Type": "application/json", "X-Sidecar-User": ex.user})
         )
         check = Exchange(f"{ex.request_id}-moderation", "POST", MODERATIONS, "", headers, read_body)
+        check.deadline = time.monotonic() + self.security.moderation_timeout_s
         reply = await self.handle(check)
         try:
             if reply.status != 200:

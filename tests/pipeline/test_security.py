@@ -174,6 +174,30 @@ async def test_provider_moderation_blocks_flagged_input_and_fails_as_configured(
     assert await ask(opened, user("Another calm question."))
 
 
+async def test_a_moderation_check_that_times_out_is_a_timeout_not_a_client_hang_up(
+    sim: Simulator, upstream: TestServer, make_sidecar: MakeSidecar
+) -> None:
+    """The moderation call hangs past moderation_timeout_s: fail_open lets the request
+    through, and the check itself is recorded as a TIMEOUT error, not as the app hanging up
+    (outcome client_gone, code CancelledError)."""
+    sim.config.hang_s = 5.0
+    sim.script("omni-moderation-latest", ["timeout"])
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        operations=NO_LIMITS,
+        security={"moderation": "fail_open", "moderation_timeout_s": 0.3},
+    )
+    assert await ask(sidecar, user("A calm question about tea."))
+    async with aiohttp.ClientSession() as http, http.get(sidecar.make_url("/metrics")) as resp:
+        lines = [
+            line
+            for line in (await resp.text()).splitlines()
+            if line.startswith("sidecar_requests_total{") and "moderations" in line
+        ]
+    assert lines
+    assert all('sidecar_error_code="TIMEOUT"' in line for line in lines), lines
+
+
 class FixedAnswer:
     """An upstream whose answer is ``text``: whole, or streamed in ``size``-character pieces."""
 
