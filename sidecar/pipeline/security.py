@@ -141,7 +141,8 @@ class InputChecks:
         raise SidecarError(
             ErrorCode.INVALID_INPUT,
             f"The same content was sent more than {guard.max} times in {guard.per_s:g} s by "
-            "this user (security.duplicates); send it again later or change it.",
+            f"this user (security.duplicates); change it, or send it again once "
+            f"{guard.per_s:g} s have passed since the first of them.",
             reason="duplicate",
         )
 
