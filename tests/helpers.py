@@ -13,6 +13,7 @@ import asyncpg
 import openai
 import orjson
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -134,3 +135,18 @@ async def scratch_database() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def webhook_receiver(
+    aiohttp_server: ServerFactory,
+) -> tuple[list[dict[str, Any]], TestServer]:
+    """A webhook endpoint at /hook: the JSON bodies it received, and its server."""
+    alerts: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        alerts.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    return alerts, await aiohttp_server(app)

@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from rich.console import Console
 
@@ -21,7 +20,7 @@ from sidecar.server import PIPELINE, RUNTIME
 from sidecar.simulator import Simulator
 from sidecar.telemetry.render import print_usage
 from sidecar.usage_report import by_model
-from tests.helpers import APP_KEY, MESSAGES, MakeSidecar, ServerFactory, sdk
+from tests.helpers import APP_KEY, MESSAGES, MakeSidecar, ServerFactory, sdk, webhook_receiver
 
 # The shipped list prices these tests compute by hand (USD per 1M tokens).
 MINI_IN, MINI_OUT = Decimal("0.15"), Decimal("0.60")
@@ -100,21 +99,6 @@ async def test_a_streamed_answer_is_recorded_before_its_end_reaches_the_client(
     assert row.cost_micros == micros(
         usage.prompt_tokens, usage.completion_tokens, MINI_IN, MINI_OUT
     )
-
-
-async def webhook_receiver(
-    aiohttp_server: ServerFactory,
-) -> tuple[list[dict[str, Any]], TestServer]:
-    """A webhook endpoint at /hook: the JSON bodies it received, and its server."""
-    alerts: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        alerts.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    return alerts, await aiohttp_server(app)
 
 
 async def test_concurrent_requests_never_overshoot_the_monthly_budget(

@@ -21,6 +21,7 @@ from sidecar.runtime import Overrides
 from sidecar.server import RUNTIME, create_app
 from sidecar.simulator import Simulator
 from tests.helpers import APP_KEY, MESSAGES, REDIS_URL, MakeSidecar, ServerFactory, sidecar_settings
+from tests.pipeline.cache_harness import chat_answer
 
 LIMIT_5: dict[str, Any] = {"chat": {"rate_limit": {"requests": 5, "per_s": 60}, "fallbacks": []}}
 
@@ -288,27 +289,12 @@ async def test_a_client_waiting_for_each_answer_is_not_refused_by_its_own_reserv
     aiohttp_server: ServerFactory, make_sidecar: MakeSidecar
 ) -> None:
     """tokens: 300 per minute; each call reserves its prompt plus max_tokens 250 but the
-    answer uses 15. Corrections are applied in batches after the reply, so the next call's
+    answer uses 10. Corrections are applied in batches after the reply, so the next call's
     reservation may still see the last one's 250: a refused reservation applies this
     instance's pending corrections and is checked once more. Three calls in a row pass."""
 
     async def short_answer(request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 1,
-                "model": "gpt-4o-mini",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "short"},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15},
-            }
-        )
+        return web.json_response(chat_answer(1))  # 10 tokens used
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", short_answer)
