@@ -26,6 +26,8 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import orjson
+
 from sidecar.errors import SidecarError
 
 if TYPE_CHECKING:
@@ -83,9 +85,15 @@ class StreamObserver(Protocol):
 NO_EVENTS: Sequence[bytes] = ()
 
 
-def sse_error(err: SidecarError, request_id: str) -> bytes:
-    """An error as the last SSE event of a stream, in the OpenAI error envelope."""
-    return b"data: " + err.body(request_id) + b"\n\n"
+def sse_error(err: SidecarError, request_id: str, *, responses: bool = False) -> bytes:
+    """An error as the last SSE event of a stream, in the OpenAI error envelope. A Responses
+    stream's is also its own ``error`` event (``type``, ``code``, ``message``), which strict
+    Responses parsers expect; the envelope beside it keeps the SDKs raising as for chat."""
+    envelope = err.envelope(request_id)
+    if not responses:
+        return b"data: " + orjson.dumps(envelope) + b"\n\n"
+    event = {"type": "error", "code": err.code.value, "message": err.message, "param": err.param}
+    return b"event: error\ndata: " + orjson.dumps({**event, **envelope}) + b"\n\n"
 
 
 def through(observers: Sequence[StreamObserver], event: bytes) -> bytes | None:
@@ -154,4 +162,4 @@ async def relay(reply: Reply, ex: Exchange) -> AsyncGenerator[bytes]:
         ex.error_code = end.error.code.value
         if not reply.sse:
             raise Truncated(end.error.message)
-        yield sse_error(end.error, ex.request_id)
+        yield sse_error(end.error, ex.request_id, responses=ex.path == "responses")

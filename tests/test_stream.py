@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 
+import orjson
+
 from sidecar import stream
 from sidecar.errors import ErrorCode, SidecarError
 from sidecar.exchange import Reply
@@ -97,6 +99,22 @@ async def test_an_observer_can_stop_the_stream_by_policy() -> None:
     assert len(relayed) == 2
     assert [end.reason for end in outer.ends] == [EndReason.POLICY]
     assert closed == [True]
+
+
+async def test_a_responses_stream_ends_with_its_own_error_event_carrying_the_envelope() -> None:
+    """On /v1/responses the last event is an `error` event (type, code, message) as strict
+    Responses parsers expect, with the OpenAI envelope beside it so SDKs raise as for chat."""
+    reply = Reply(200, stream=source(b"a", b"secret"), observers=[Recorder(stop_on=b"secret")])
+    relayed = [event async for event in stream.relay(reply, exchange("responses"))]
+    head, data = relayed[-1].split(b"\n", 1)
+    assert head == b"event: error"
+    body = orjson.loads(data.removeprefix(b"data: "))
+    assert (body["type"], body["code"], body["message"]) == (
+        "error",
+        "INVALID_INPUT",
+        "blocked by policy",
+    )
+    assert body["error"]["code"] == "INVALID_INPUT"
 
 
 async def test_a_client_that_leaves_ends_observers_once_and_closes_the_upstream() -> None:
