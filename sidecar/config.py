@@ -415,6 +415,16 @@ class Settings(_Strict):
                 "where no worker runs them. Set redis_url (and run `llm-sidecar worker`) or "
                 "jobs.workers: true."
             )
+        shadow, threshold = (
+            self.security.injection_shadow_threshold,
+            self.security.injection_threshold,
+        )
+        if shadow is not None and shadow >= (threshold or 0.5):
+            warnings.append(
+                f"security.injection_shadow_threshold ({shadow:g}) is not below the threshold "
+                f"({threshold or 0.5:g}): it can never count anything the check does not already "
+                "act on. A shadow threshold is a stricter (lower) one tried without acting."
+            )
         return [warning for warning in warnings if warning]
 
     @property

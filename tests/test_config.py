@@ -329,3 +329,13 @@ def test_jobs_without_workers_or_redis_are_warned_about() -> None:
     )
     assert shared.warnings(token) == []
     assert settings_from_dict({}, env={}).warnings(token) == []
+
+
+def test_a_shadow_threshold_that_is_not_stricter_is_warned_about() -> None:
+    """A shadow threshold tries a lower one without acting; at or above the real threshold it
+    could never count anything."""
+    token = {"SIDECAR_ADMIN_TOKEN": "t"}
+    useless = settings_from_dict({"security": {"injection_shadow_threshold": 0.8}}, env={})
+    assert any("injection_shadow_threshold" in w for w in useless.warnings(token))
+    stricter = settings_from_dict({"security": {"injection_shadow_threshold": 0.4}}, env={})
+    assert stricter.warnings(token) == []
