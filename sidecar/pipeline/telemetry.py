@@ -9,6 +9,7 @@ sits just before the upstream call, so every retry and fallback gets its own cli
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Sequence
 from contextvars import Token
@@ -193,7 +194,7 @@ class RequestTelemetry:
                 "model": ex.upstream_model or ex.model,
                 "duration_ms": round(duration * 1000, 1),
                 "threshold_ms": threshold_ms,
-                "trace_id": _trace_id(span),
+                "trace_id": _trace_id(span) or _apps_trace_id(ex),
                 "request_id": ex.request_id,
             },
         )
@@ -261,6 +262,15 @@ def _model_call(ex: Exchange) -> bool:
 def _trace_id(span: Span) -> str | None:
     trace_id = span.get_span_context().trace_id
     return format(trace_id, "032x") if trace_id else None
+
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def _apps_trace_id(ex: Exchange) -> str | None:
+    """With tracing off there is no span: the app's own trace (its traceparent), if valid."""
+    found = _TRACEPARENT.fullmatch(ex.headers.get("traceparent", "").strip())
+    return found.group(1) if found and found.group(1) != "0" * 32 else None
 
 
 def response_attributes(ex: Exchange) -> dict[str, AttributeValue]:

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sidecar.background import Background
 from sidecar.simulator import Simulator
 from sidecar.telemetry.alerts import WebhookAlerts
-from tests.helpers import MESSAGES, ServerFactory
+from tests.helpers import MESSAGES, MakeSidecar, ServerFactory, sdk
 from tests.telemetry.conftest import Observed
 
 
@@ -73,3 +74,28 @@ async def test_a_dead_webhook_drops_alerts_without_blocking(unused_tcp_port: int
     finally:
         await alerts.close()
     assert alerts.sent == 0
+
+
+async def test_without_tracing_the_slow_operation_alert_carries_the_apps_trace_id(
+    make_sidecar: MakeSidecar, upstream: TestServer, aiohttp_server: ServerFactory, sim: Simulator
+) -> None:
+    """No span consumer, so no span: the alert names the app's own trace (its traceparent)."""
+    receiver = Receiver()
+    hook = await aiohttp_server(receiver.app())
+    sim.config.latency_ms = 20
+    sim.config.latency_sigma = 0.01
+    sidecar = await make_sidecar(
+        str(upstream.make_url("/v1")),
+        operations={"chat": {"slow_ms": 5}},
+        alerts={"webhook_url": str(hook.make_url("/hook"))},
+    )
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with sdk(sidecar) as client:
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        )
+    await asyncio.wait_for(receiver.arrived.wait(), timeout=5)
+    (alert,) = receiver.alerts
+    assert alert["trace_id"] == trace_id
