@@ -170,6 +170,7 @@ _CAMEL_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _SUFFIX_HINT = re.compile(r"[a-z][A-Z]|[\[\](){}<>\\^$@#|~]")
 _BRACKETS = frozenset("[](){}<>\\^$@#|~")
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
+_SYMBOLS = _BRACKETS - set("()[]{}<>")  # \ ^ $ @ # | ~: never notation inside a word
 _EDGE_PUNCTUATION = ".,:;!?\"'"
 CHAR_MODEL_FILE = "char_model.npz"
 _LETTER_IDS = bytes(ord(c) - 96 if "a" <= c <= "z" else 0 for c in map(chr, range(256)))
@@ -266,12 +267,14 @@ def _spare_notation(line: str, tokens: list[str], odd: list[bool]) -> None:
             odd[i] = not (balanced or (table and token == "|"))
 
 
-def _balanced(line: str) -> bool:
+def _balanced(text: str, opening: str = "([{") -> bool:
+    """Whether the brackets of ``opening`` (and their closers) in ``text`` open and close in
+    order; other characters are not looked at."""
     stack = []
-    for c in line:
-        if c in "([{":
+    for c in text:
+        if c in opening:
             stack.append(c)
-        elif c in ")]}" and (not stack or stack.pop() != _PAIRS[c]):
+        elif c in _PAIRS and _PAIRS[c] in opening and (not stack or stack.pop() != _PAIRS[c]):
             return False
     return not stack
 
@@ -294,16 +297,7 @@ def _odd_token(token: str) -> bool:
 def _nested(core: str) -> bool:
     """Brackets that open and close in order and nothing else, as in "f(g(x))" or "<td>":
     notation, not noise ("Sure,].[" and "({[" are noise)."""
-    stack = []
-    for c in core:
-        if c in "([{<":
-            stack.append(c)
-        elif c in _PAIRS:
-            if not stack or stack.pop() != _PAIRS[c]:
-                return False
-        elif c in _BRACKETS:
-            return False
-    return not stack
+    return _SYMBOLS.isdisjoint(core) and _balanced(core, "([{<")
 
 
 def repeated_tokens(tokens: Tokens) -> float:
