@@ -14,20 +14,23 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from sidecar.telemetry import names as n
+
 # Recorded error codes that say the request or the client was at fault, not the model side: the
 # report keeps them out of the error rate, which is about failures an operator can act on. The
 # first four are SPEC codes; the others are what the telemetry stage records for a client that
 # hung up.
-CLIENT_ERROR_CODES = frozenset(
-    {
-        "INVALID_INPUT",
-        "CONTEXT_LENGTH",
-        "PAYLOAD_TOO_LARGE",
-        "UNAUTHORIZED",
-        "client_closed",  # the client hung up mid-stream
-        "CancelledError",  # the client hung up before the answer (handler cancelled)
-    }
-)
+CLIENT_ERROR_CODES = (
+    frozenset(
+        {
+            "INVALID_INPUT",
+            "CONTEXT_LENGTH",
+            "PAYLOAD_TOO_LARGE",
+            "UNAUTHORIZED",
+        }
+    )
+    | n.CLIENT_GONE_CODES
+)  # the client hung up, mid-stream or before the answer
 # The ``reason`` of an error that the sidecar's own policy refused the request with: its rate
 # limits, the user's budget, the input and output checks. Neither a failure of the model side
 # nor a mistake of the request, they are counted apart ("refused"), under their SPEC code.
