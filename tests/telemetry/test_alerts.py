@@ -32,19 +32,30 @@ class Receiver:
         return app
 
 
+async def slow_chat_alerts(
+    aiohttp_server: ServerFactory, sim: Simulator
+) -> tuple[Receiver, dict[str, Any]]:
+    """A webhook receiver, a simulator answering in 20 ms, and the config (chat slow past
+    5 ms, alerts to the receiver) that makes every chat call a slow operation."""
+    receiver = Receiver()
+    hook = await aiohttp_server(receiver.app())
+    sim.config.latency_ms = 20
+    sim.config.latency_sigma = 0.01
+    settings = {
+        "operations": {"chat": {"slow_ms": 5}},
+        "alerts": {"webhook_url": str(hook.make_url("/hook"))},
+    }
+    return receiver, settings
+
+
 async def test_slow_operation_posts_one_deduplicated_webhook(
     observe: Callable[..., Awaitable[Observed]],
     aiohttp_server: ServerFactory,
     sim: Simulator,
 ) -> None:
     """Five slow chat requests produce one alert with operation, model, timing and ids."""
-    receiver = Receiver()
-    hook = await aiohttp_server(receiver.app())
-    sim.config.latency_ms = 20
-    sim.config.latency_sigma = 0.01
-    observed = await observe(
-        operations={"chat": {"slow_ms": 5}}, alerts={"webhook_url": str(hook.make_url("/hook"))}
-    )
+    receiver, settings = await slow_chat_alerts(aiohttp_server, sim)
+    observed = await observe(**settings)
     async with observed.client:
         for _ in range(5):
             raw = await observed.client.chat.completions.with_raw_response.create(
@@ -80,15 +91,8 @@ async def test_without_tracing_the_slow_operation_alert_carries_the_apps_trace_i
     make_sidecar: MakeSidecar, upstream: TestServer, aiohttp_server: ServerFactory, sim: Simulator
 ) -> None:
     """No span consumer, so no span: the alert names the app's own trace (its traceparent)."""
-    receiver = Receiver()
-    hook = await aiohttp_server(receiver.app())
-    sim.config.latency_ms = 20
-    sim.config.latency_sigma = 0.01
-    sidecar = await make_sidecar(
-        str(upstream.make_url("/v1")),
-        operations={"chat": {"slow_ms": 5}},
-        alerts={"webhook_url": str(hook.make_url("/hook"))},
-    )
+    receiver, settings = await slow_chat_alerts(aiohttp_server, sim)
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), **settings)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     async with sdk(sidecar) as client:
         await client.chat.completions.create(
