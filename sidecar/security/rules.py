@@ -87,7 +87,8 @@ _DONE = (  # the same, as a participle: "how were the weapons built"
 _GUARD = (  # a verb that turns the harm into what is defended against
     r"(?:detect|prevent|protect|defend|spot|identif|recogni|report|avoid|combat|fight|stop|"
     r"handl|catch|against|mitigat|respond|recover|investigat|expos|counter|block|filter|flag|"
-    r"remov|fix|patch|secur|train|teach|educat|warn)\w*\b"
+    r"remov|fix|patch|secur|train|teach|educat|warn|condemn|oppos|denounc|critici|refut|"
+    r"debunk|discourag|tackl|reduc)\w*\b"
 )
 _DEFENSIVE = rf"(?:{_GUARD}|(?:about|on|of)\b)"  # ... or a word that makes it the topic
 _HARM_OBJECT = (  # what a content policy forbids producing or doing
@@ -95,7 +96,8 @@ _HARM_OBJECT = (  # what a content policy forbids producing or doing
     r"|\bguns?\b|malware|ransomware|keyloggers?|botnets?|\bviruse?s?\b|spyware|trojans?"
     r"|phishing|\bscams?\b|fraud\w*|counterfeit|\bfake (?:news|reviews?|ids?|documents?|charit\w+|"
     r"drugs?|prescriptions?|passports?|invoices?|accounts?|profiles?)|defamatory|propaganda"
-    r"|deepfakes?|\bpoisons?\b|\bmeth(?:amphetamine)?\b|\bdrugs?\b|cocaine|heroin|fentanyl"
+    r"|deepfakes?|\bpoisons?\b|\bmeth(?:amphetamine)?\b|\bdrugs?\b|\bcocaine\b|\bheroin\b"
+    r"|\bfentanyl\b"
     r"|ponzi|pyramid scheme"
     r"|child pornography|revenge porn|hate speech|racist|sexist|xenophobic|homophobic|misogynistic"
     r"|harass\w*|\bstalk\w*|blackmail|extort\w*|identity theft|insider trading|money laundering"
@@ -105,9 +107,22 @@ _HARM_OBJECT = (  # what a content policy forbids producing or doing
     r"|child labou?r|human trafficking|sexual exploitation|self-harm|suicide"
 )
 
+_VICTIM_VERBS = r"(?:poison\w*|kill\w*|murder\w*|assassinat\w*|stalk\w*|kidnap\w*|torture\w*|harm)"
+_VICTIM = (  # a person as the object: "poison someone", "kill my neighbour"
+    r"someone|somebody|a person|people|others|a child|children|a high-profile|an? (?:\w+ )?"
+    r"(?:person|individual|official|politician|journalist|witness|ex|neighbou?r|boss|coworker|"
+    r"colleague|wife|husband|partner|girlfriend|boyfriend)|my (?:\w+ )?(?:ex|neighbou?r|boss|"
+    r"coworker|colleague|wife|husband|partner|girlfriend|boyfriend|teacher|classmate)|\w+'s food"
+    r"|him|her|them"
+)
+_NOT_IN_GAME = (  # "how do I kill someone in Call of Duty?" is a player's question
+    r"(?!(?: [\w'-]+){0,3}? (?:in|on|at|playing) (?:a |the )?(?:[\w'-]+ ){0,3}?(?:game|video game|"
+    r"minecraft|call of duty|fortnite|gta|skyrim|roblox|among us|counter-strike|valorant|"
+    r"overwatch|league of legends|pubg|apex|halo|zelda|elden ring|dark souls|chess|checkers)\b)"
+)
 _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, it is the attack
     r"\b(?:a|an|the|pipe|nail|car|letter|homemade|home-made|dirty|fertili[sz]er|suicide|time|"
-    r"truck|improvised) bombs?\b|molotov cocktails?|explosives?|\bied\b"
+    r"truck|improvised) bombs?\b(?!-)|molotov cocktails?|explosives?|\bied\b"
     r"|napalm|nerve (?:agent|gas)|\bsarin\b|\bricin\b|anthrax|(?:chemical|biological|nuclear) "
     r"weapons?|bioweapons?|dirty bomb|ransomware|keyloggers?|botnets?|spyware|rootkits?"
     r"|(?:computer |a )?viruse?s? (?:that|which|to) (?:spreads?|infects?|destroys?|deletes?|"
@@ -115,7 +130,8 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"texts?|sms)|\bscam (?:emails?|messages?|calls?|scripts?|letters?)|counterfeit (?:money|"
     r"bills|currency|cash|notes|goods|products|pills|drugs|medicine)|fake (?:news|reviews?|ids?|"
     r"passports?|documents?|charit\w+|prescriptions?|invoices?)|defamatory|\bmeth(?:amphetamine)?"
-    r"\b|crystal meth|cocaine|heroin|fentanyl|\blsd\b|\bmdma\b|child pornography|\bcsam\b"
+    r"\b|crystal meth|\bcocaine\b|\bheroin\b|\bfentanyl\b|\blsd\b|\bmdma\b|child pornography"
+    r"|\bcsam\b"
     r"|revenge porn|hate speech|money laundering|launder(?:ing)? (?:money|cash|funds|proceeds)"
     r"|identity theft|insider trading|ponzi scheme|pyramid scheme|credit card (?:skimmers?|fraud)"
     r"|(?:stolen|cloned) (?:credit|debit) cards?|untraceable (?:guns?|firearms?|weapons?|poisons?)"
@@ -126,12 +142,30 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"|hack(?:ing)? into (?:an?|the|someone's|my (?:ex|neighbou?r|boss|partner)|\w+'s) "
     r"|harass(?:ing|ment)? (?:messages?|campaigns?|texts?|emails?|someone|people|him|her|them|"
     r"an?|my|the)"
+    # the harmful act itself, as a verb phrase
+    rf"|{_VICTIM_VERBS} (?:{_VICTIM}){_NOT_IN_GAME}"
+    r"|(?:steal|stealing) (?:someone's|a person's|people's|customers'?|their|his|her) "
+    r"(?:identity|credit card|bank|password|savings)"
+    r"|cause (?:physical |serious |bodily )?harm to|(?:manipulat|trick|coerc|pressur)\w* "
+    r"(?:someone|people|a person|him|her|them|others|my \w+) into (?:committing|harming|killing|"
+    r"suicide|self-harm|giving|sending|doing)|commit(?:ting)? (?:suicide|fraud|identity theft|"
+    r"insider trading|tax evasion|tax fraud|a crime|crimes|arson|murder|a murder|a terrorist|"
+    r"terrorism|a mass shooting|a hate crime|credit card fraud|wire fraud)"
+    r"|incit\w* (?:violence|hatred|hate|riots?|terror\w*)|(?:promot|encourag|glorif)\w* "
+    r"(?:racism|violence|terrorism|self-harm|suicide|anorexia|bulimia|eating disorders|drug use|"
+    r"(?:the use of )?illegal drugs|drunk driving|hate|extremism|genocide|pedophilia)"
+    r"|spread(?:ing)? (?:misinformation|disinformation|a (?:computer )?virus|malware|fake news|"
+    r"propaganda)|manipulat\w* (?:stock|share|the stock|market) prices?"
+    r"|disables? (?:the )?(?:antivirus|security (?:software|measures|cameras)|firewalls?)"
+    r"|cheat(?:ing)? on (?:a|an|the|my) (?:test|exam|taxes)|get away with (?:murder|it|a crime)"
+    r"|evad(?:e|ing) (?:taxes|the police|law enforcement|arrest)|poison (?:a|the) water supply"
 )
 
 _MAKING = (  # making, getting or doing it
     r"(?:make|build|create|synthesi[sz]e|manufacture|cook|produce|brew|grow|obtain|buy|acquire|"
     r"get|write|code|program|develop|design|assemble|sell|distribute|smuggle|plant|detonate|"
-    r"set off|deploy|spread|launch|send|craft|draft|generate|order|hide|run|start|use|carry out)"
+    r"set off|deploy|spread|launch|send|craft|draft|generate|order|hide|run|start|use|carry out|"
+    r"commit|plan|organi[sz]e)"
 )
 _NOT_USE = (  # ... unless it is made to defend against: "a botnet detection model", "a phishing
     # email example for our security awareness training"
@@ -659,7 +693,8 @@ RULES: tuple[Rule, ...] = (
         r"|\billegal(?:ly)?\b|\billicit\b|launder|counterfeit|explosive|\bbombs?\b|(?:nuclear|chemical|"
         r"biological) weapons?|bioweapon|\bweapons?\b|\bpoison|malware|ransomware|keylogger"
         r"|\bsteal|\bstalk|\bharass|self-harm|suicide|\bdrugs?\b|\bmeth(?:amphetamine)?\b"
-        r"|opioid|cocaine|heroin|fentanyl|extremis|terroris|propaganda|racist|hate speech"
+        r"|opioid|\bcocaine\b|\bheroin\b|\bfentanyl\b|extremis|terroris|propaganda|racist"
+        r"|hate speech"
         r"|discriminatory|blackmail|\bextort|\bbully|sabotag|exploit (?:them|"
         r"the vulnerabilit|a vulnerabilit)|bypass (?:security|the security|these measures)"
         r"|hack(?:ing)? into|\bmurder|\btorture|\bforg(?:e|ed|ing|ery)\b|falsif|trafficking"
@@ -688,15 +723,20 @@ RULES: tuple[Rule, ...] = (
             "methamphetamine cocaine heroin fentanyl lsd mdma pornography csam porn hate "
             "laundering launder identity insider ponzi pyramid credit debit untraceable ghost "
             "printed poison blackmail extort pedophilia paedophilia pedophile sex intercourse "
-            "bestiality hack hacking harass harassing harassment"
+            "bestiality hack hacking harass harassing harassment kill killing murder assassinate "
+            "stalk kidnap torture harm steal stealing cause manipulate manipulating trick coerce "
+            "pressure commit committing incite inciting promote promoting encourage encouraging "
+            "glorify glorifying spread spreading exploit disable disables cheat cheating evade "
+            "evading away"
         ),
-        r"\bhow (?:to|do|can|could|would|should|does|did) (?:(?:i|you|we|one|someone|people|"
-        rf"a person) )?(?:{_MAKING} (?:(?!{_DEFENSIVE})[\w'-]+ ){{0,4}}?)?(?:{_FORBIDDEN})"
+        r"(?:\bhow (?:to|do|can|could|would|should|does|did) (?:(?:i|you|we|one|someone|people|"
+        r"a person) )?|\b(?:ways?|methods?|steps|a plan|instructions|a guide|a tutorial) "
+        rf"(?:on how )?to )(?:{_MAKING} (?:(?!{_DEFENSIVE})[\w'-]+ ){{0,4}}?)?(?:{_FORBIDDEN})"
         rf"{_NOT_USE}"
         r"|(?:^|[.!?:;]\s+|\b(?:please|now|then|and|also|just|so|you),? )(?:write|create|generate"
         r"|build|code|program|make|design|develop|draft|compose|produce|give|provide|list)"
         r"(?: me| us)? "
-        rf"(?:(?!{_DEFENSIVE})[\w'-]+ ){{0,5}}?(?:{_FORBIDDEN}){_NOT_USE}",
+        rf"(?:(?!{_DEFENSIVE})[\w'-]+ ){{0,7}}?(?:{_FORBIDDEN}){_NOT_USE}",
         also=_inflected(
             "how write give provide create make build generate draft compose produce design "
             "develop code program explain describe detail outline list teach show tell help"
