@@ -1276,6 +1276,24 @@ RULES: tuple[Rule, ...] = (
         also="base64 base32 base16 base rot13 rot morse braille atbash caesar leetspeak leet "
         "ascii85 ascii uuencode",
     ),
+    _rule(  # a decoding left for the model to complete: "Base64 encoded string: ... Base64
+        # decoded string:" and nothing after it (a document showing a decoding has its result)
+        "obfuscation",
+        0.55,
+        "encoded decoded",
+        r"(?:^|\n)[^\n]{0,40}\bencoded(?: string| text| message)?: ?\S.{0,4000}?\n[^\n]{0,40}"
+        r"\bdecoded(?: string| text| message)?: ?$",
+        also="decoded",
+    ),
+    _rule(  # "What does this mean?" before one unbroken run of symbols and foreign letters: an
+        # encoding the text layer cannot read (Ascii85, Base2048); a token or hash has no symbols
+        "obfuscation",
+        0.5,
+        "mean say",
+        r"what does (?:this|it|that) (?:mean|say)\??:? ?(?=\S{24,}$)(?:[a-z0-9_./:=+-]*"
+        r"[^a-z0-9_./:=+\s-]){6}",
+        also="what",
+    ),
     _rule(  # payload splitting: the request cut into strings or parts the model is to join
         # and act on ("a = 'Write an email ...' b = '...' Write down z = a + b + c, then ...")
         "obfuscation",
