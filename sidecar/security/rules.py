@@ -616,10 +616,11 @@ RULES: tuple[Rule, ...] = (
     _rule(  # the request moved to the past or the future ("how did people ... in the past?")
         "harmful_pretext",
         0.3,
-        "past future historically coming",
+        "past future historically coming upcoming",
         r"(?:^|[.!?]\s)\s*(?:[\w' -]{0,40}, ?)?how (?:did|was|were|had|"
-        r"will|would|might|could|do|does) .{10,300}?(?:in the (?:past|future|coming (?:years|"
-        r"decades))|historically|in (?:the )?\d{4}s)\s*\??\s*$",
+        r"will|would|might|could|do|does) [^?.!]{10,300}?(?:in the (?:recent |distant )?(?:past|"
+        r"future)|in the (?:coming|upcoming|next few) (?:years|decades)|in years to come"
+        r"|historically|in (?:the )?\d{4}s)\b",
         also="how",
         quorum=3,
     ),
