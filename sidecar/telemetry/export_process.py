@@ -5,8 +5,11 @@ Started by :class:`sidecar.telemetry.shipping.SpanShipper` as
 variables configure it as they would the SDK in the sidecar: ``OTEL_EXPORTER_OTLP_*`` (endpoint,
 protocol, headers, compression, certificates, timeout), the span limits ``OTEL_*_LIMIT``, and
 the batch settings ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048), ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512)
-and ``OTEL_BSP_SCHEDULE_DELAY`` (here 200 ms by default rather than the SDK's 5 s: smaller,
-steadier batches cost the machine the same and the collector sees spans sooner).
+and ``OTEL_BSP_SCHEDULE_DELAY`` (here 1 s by default rather than the SDK's 5 s, so the collector
+sees spans within about a second). Each export request costs ~0.75 ms of CPU whatever its size
+(the SDK's HTTP client reads the proxy settings from the whole environment every time), so
+fewer, fuller batches are cheaper: with the 200 ms this used before, this process took 42 µs
+of CPU per span at 300 spans/s and 17 µs at 1,100; with 1 s, 21 µs and 15 µs.
 
 Two threads: the main one reads frames and queues their records, waiting for room when the
 queue is full; the exporter thread encodes batches (:mod:`~sidecar.telemetry.otlp_wire`, the
@@ -32,6 +35,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
+import requests
 from opentelemetry.sdk.environment_variables import (
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     OTEL_BSP_MAX_QUEUE_SIZE,
@@ -49,7 +53,7 @@ from sidecar.telemetry.spans import SpanRecord, readable_span
 
 log = logging.getLogger("sidecar.telemetry.export")
 
-DEFAULT_SCHEDULE_DELAY_MS = 200
+DEFAULT_SCHEDULE_DELAY_MS = 1000
 COUNTERS_EVERY_S = 0.1
 
 
@@ -73,6 +77,7 @@ class Sender:
         self.exporter, self.wire = exporter, wire
         client = getattr(exporter, "_client", None)
         self.client = client if callable(getattr(client, "export", None)) else None
+        _settle_environment(client)
 
     def send(self, records: Sequence[SpanRecord]) -> bool:
         if self.client is None:
@@ -89,6 +94,27 @@ class Sender:
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
+
+
+def _settle_environment(client: object) -> None:
+    """Read the proxy and CA-bundle variables once, not on every export request.
+
+    The SDK's HTTP transport is a ``requests`` session that trusts the environment, so every
+    request scans every environment variable for proxy settings: 0.55 ms of CPU per request
+    with 35 variables, 1.5 ms with 300 (a Kubernetes pod's service variables). This process's
+    environment and endpoint never change, so the session is given what ``requests`` would have
+    read (the same call) and then stops reading it.
+    """
+    session = getattr(getattr(client, "_transport", None), "_session", None)
+    endpoint = getattr(client, "_endpoint", None)
+    if not isinstance(session, requests.Session) or not isinstance(endpoint, str):
+        return  # another transport or SDK version: left as it is
+    if not session.trust_env:
+        return
+    settings = session.merge_environment_settings(endpoint, {}, None, session.verify, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
 
 
 class Batcher:

@@ -21,12 +21,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry import trace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.telemetry import names as n
-from sidecar.telemetry.setup import OtelProviders
+from sidecar.telemetry.export_process import Sender
+from sidecar.telemetry.otlp_wire import WireEncoder
+from sidecar.telemetry.setup import OtelProviders, otlp_span_exporter
 from sidecar.telemetry.shipping import Setup, SpanShipper
 from sidecar.telemetry.spans import CompactTracer, SpanRecord
 from tests.helpers import ServerFactory
@@ -279,4 +284,34 @@ def test_a_stuck_collector_backs_up_into_the_sidecar_and_every_span_is_accounted
         assert len(receiver.received.spans()) == exported
     finally:
         receiver.gate.set()
+        receiver.stop()
+
+
+@pytest.mark.parametrize(("no_proxy", "delivered"), [("", False), ("127.0.0.1", True)])
+def test_proxy_variables_apply_to_exports_as_read_at_start(
+    monkeypatch: pytest.MonkeyPatch, unused_tcp_port: int, no_proxy: str, delivered: bool
+) -> None:
+    """``HTTP_PROXY`` and ``NO_PROXY`` route span exports as ``requests`` would route them, read
+    once when the sender starts (not on every export): through a dead proxy the export fails,
+    unless ``NO_PROXY`` exempts the collector, even after the variable is gone."""
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    receiver = HttpReceiver()
+    receiver.start()
+    try:
+        export_env(
+            monkeypatch,
+            receiver.endpoint,
+            "http/protobuf",
+            HTTP_PROXY=f"http://127.0.0.1:{unused_tcp_port}",  # nobody listens there
+            NO_PROXY=no_proxy,
+            OTEL_EXPORTER_OTLP_TIMEOUT="1",
+        )
+        wire = WireEncoder(Resource({}), InstrumentationScope("test"), SpanLimits())
+        sender = Sender(otlp_span_exporter("http/protobuf"), wire)
+        monkeypatch.delenv("HTTP_PROXY")  # read already: this changes nothing now
+        assert sender.send([record(0, "x")]) is delivered
+        assert len(receiver.received.raw) == (1 if delivered else 0)
+        sender.shutdown()
+    finally:
         receiver.stop()
