@@ -83,6 +83,7 @@ _MAYBE[[(h * int(_MIX)) % 2**32 >> (32 - _TABLE_BITS) for h in _SPELLINGS]] = Tr
 _SIGNALS: dict[str, list[tuple[int, float, str]]] = {}
 for _signal, _least, _weight, _technique in SIGNAL_RULES:
     _SIGNALS.setdefault(_signal, []).append((_least, _weight, _technique))
+_NEEDS_ESSENTIAL = frozenset(rule.technique for rule in RULES if rule.essential)
 _SCRIPT_RULES = tuple(number for number, rule in enumerate(RULES) if rule.scripts)
 
 
@@ -149,7 +150,11 @@ def _corroborate(
     regexes run only if enough of them were woken for any to reach its quorum."""
     if matched + len(rules) < min(rule.quorum for rule in rules):
         return
+    if family in _NEEDS_ESSENTIAL and not any(rule.essential for rule in rules):
+        return  # e.g. a persona and a disclaimer, but no harm asked for
     found = [rule for rule in rules if rule.pattern.search(lowered)]
+    if family in _NEEDS_ESSENTIAL and not any(rule.essential for rule in found):
+        return
     for rule in found:
         if matched + len(found) >= rule.quorum:
             misses[family] = misses.get(family, 1.0) * (1.0 - rule.weight)
