@@ -680,7 +680,10 @@ RULES: tuple[Rule, ...] = (
             "made built written wrote stolen stole sold bought"
         ),
         rf"\b{_ACT} (?:(?!{_DEFENSIVE})[\w'-]+ ){{0,4}}?(?:{_HARM_OBJECT})"
-        rf"|(?:{_HARM_OBJECT})(?: (?!{_DEFENSIVE})[\w'-]+){{0,5}}? {_DONE}\b",
+        # passive, in a "how was/will ... be made" question (anchored on "how": the harm words
+        # alone would be tried at every position of a long text)
+        r"|how (?:was|were|will|would|is|are|had|has|have|could|might|did|do|does) [^?.!]{0,120}?"
+        rf"(?:{_HARM_OBJECT})(?: (?!{_DEFENSIVE})[\w'-]+){{0,5}}? {_DONE}\b",
         quorum=3,
         essential=True,
     ),
