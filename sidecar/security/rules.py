@@ -614,7 +614,7 @@ RULES: tuple[Rule, ...] = (
         "alternate dystopian imaginary parallel simulated simulation exercise experiment game "
         "roleplay unethical illegal harmful dangerous wrong never won't harm permission "
         "legitimate novel story book screenplay script thriller film movie",
-        r"for (?:purely )?(?:educational|research|academic|informational|testing|training|"
+        r"\b(?:for (?:purely )?(?:educational|research|academic|informational|testing|training|"
         r"entertainment) purposes?"
         r"|purely (?:academic|hypothetical|fictional|theoretical|for (?:research|academic|"
         r"educational))"
@@ -629,13 +629,13 @@ RULES: tuple[Rule, ...] = (
         r"dangerous)"
         r"|(?:in|for|set in) (?:a|this|an) (?:\w+ ){0,2}?(?:fictional|hypothetical|alternate|"
         r"dystopian|imaginary|parallel) (?:world|scenario|universe|society|story|setting|reality)"
-        r"|\bhypothetically\b|(?:does|will) not (?:cause|lead to) (?:any )?(?:real|actual)"
+        r"|hypothetically\b|(?:does|will) not (?:cause|lead to) (?:any )?(?:real|actual)"
         r"(?:-world)? harm|no (?:real|actual) harm"
         r"|(?:never|not) (?:to be|going to be|meant to be|intended to be) (?:used|acted upon|"
         r"carried out)|with (?:the company's|their|full) permission"
         r"|legitimate (?:penetration test|purpose|research)"
         r"|(?:i'm|i am|we're|we are) writing (?:a|an|my) (?:\w+ )?(?:novel|story|book|screenplay|"
-        r"script|thriller|film|movie)|for (?:a|my|our) (?:\w+ )?(?:novel|screenplay|thriller)\b",
+        r"script|thriller|film|movie)|for (?:a|my|our) (?:\w+ )?(?:novel|screenplay|thriller)\b)",
         quorum=3,
     ),
     _rule(  # the request moved to the past or the future ("how did people ... in the past?")
@@ -662,11 +662,12 @@ RULES: tuple[Rule, ...] = (
         0.3,
         "without avoid avoiding evade evading undetected trace traced untraceable begin begins "
         "start starts",
-        r"without (?:getting|being) (?:caught|detected|traced|noticed)|avoid(?:ing)? (?:detection|"
+        r"\b(?:without (?:getting|being) (?:caught|detected|traced|noticed)"
+        r"|avoid(?:ing)? (?:detection|"
         r"being (?:detected|caught|traced))|evad(?:e|ing) (?:detection|law enforcement|the police|"
-        r"the authorities|taxes)|(?:leave|leaving) no trace|\bundetected\b|\buntraceable\b"
+        r"the authorities|taxes)|(?:leave|leaving) no trace|undetected\b|untraceable\b"
         r"|(?:could|can|would) not be traced|(?:begin|start)s? (?:your (?:response|reply|answer) "
-        r"|it |the (?:response|reply) )?with ['\"]?(?:sure|certainly|absolutely|of course)\b",
+        r"|it |the (?:response|reply) )?with ['\"]?(?:sure|certainly|absolutely|of course)\b)",
         quorum=3,
     ),
     _rule(  # the harm asked to be done or made: a verb of making or doing, then its harmful object
@@ -718,29 +719,31 @@ RULES: tuple[Rule, ...] = (
             "ridicule demean indoctrinate clone cloning skim skimming dox doxing doxxing "
             "swatting grooming sextortion poach"
         ),
-        r"unauthori[sz]ed access|without (?:their|the (?:owner|user|person|victim)'s|his|her|"
-        r"anyone's|the) (?:consent|knowledge|permission)|phishing|\bscam|\bfraud|defamat"
-        r"|\billegal(?:ly)?\b|\billicit\b|launder|counterfeit|explosive|\bbombs?\b|(?:nuclear|chemical|"
-        r"biological) weapons?|bioweapon|\bweapons?\b|\bpoison|malware|ransomware|keylogger"
-        r"|\bsteal|\bstalk|\bharass|self-harm|suicide|\bdrugs?\b|\bmeth(?:amphetamine)?\b"
-        r"|opioid|\bcocaine\b|\bheroin\b|\bfentanyl\b|extremis|terroris|propaganda|racist"
+        # one word boundary before the whole alternation: tried at word starts only (a tenth of
+        # a text's positions), not every branch at every position
+        r"\b(?:unauthori[sz]ed access|without (?:their|the (?:owner|user|person|victim)'s|his|her|"
+        r"anyone's|the) (?:consent|knowledge|permission)|phishing|scam|fraud|defamat"
+        r"|illegal(?:ly)?\b|illicit\b|launder|counterfeit|explosive|bombs?\b|(?:nuclear|chemical|"
+        r"biological) weapons?|bioweapon|weapons?\b|poison|malware|ransomware|keylogger"
+        r"|steal|stalk|harass|self-harm|suicide|drugs?\b|meth(?:amphetamine)?\b"
+        r"|opioid|cocaine\b|heroin\b|fentanyl\b|extremis|terroris|propaganda|racist"
         r"|hate speech"
-        r"|discriminatory|blackmail|\bextort|\bbully|sabotag|exploit (?:them|"
+        r"|discriminatory|blackmail|extort|bully|sabotag|exploit (?:them|"
         r"the vulnerabilit|a vulnerabilit)|bypass (?:security|the security|these measures)"
-        r"|hack(?:ing)? into|\bmurder|\btorture|\bforg(?:e|ed|ing|ery)\b|falsif|trafficking"
-        r"|(?:sexual|child) exploitation|xenophob|sexist|misogyn|homophob|\bslurs?\b"
-        r"|revenge porn|non-?consensual|\bstolen\b|\bfake (?:charit|news|review|id|document|"
-        r"drug|weight loss)|\bsmuggl|\bcheat(?:ing)? on"
-        r"|child (?:pornography|sexual abuse)|\bcsam\b|identity theft|\bkill(?:ing)? (?:as many|"
-        r"people|someone|him|her|them|a person)|\bshoot (?:up|a|the)\b|mass shooting|\bkidnap"
-        r"|assassinat|\barson|insider trading|deepfake|ponzi|pyramid scheme|\bbrib(?:e|ery)\b"
+        r"|hack(?:ing)? into|murder|torture|forg(?:e|ed|ing|ery)\b|falsif|trafficking"
+        r"|(?:sexual|child) exploitation|xenophob|sexist|misogyn|homophob|slurs?\b"
+        r"|revenge porn|non-?consensual|stolen\b|fake (?:charit|news|review|id|document|"
+        r"drug|weight loss)|smuggl|cheat(?:ing)? on"
+        r"|child (?:pornography|sexual abuse)|csam\b|identity theft|kill(?:ing)? (?:as many|"
+        r"people|someone|him|her|them|a person)|shoot (?:up|a|the)\b|mass shooting|kidnap"
+        r"|assassinat|arson|insider trading|deepfake|ponzi|pyramid scheme|brib(?:e|ery)\b"
         r"|embezzl|tax evasion|(?:promot|glorif|encourag)\w* (?:anorexia|bulimia|self-harm|"
-        r"eating disorders?|suicide|violence|terrorism)|body shaming|\bridicul|\bdemean"
-        r"|\bindoctrinat|(?:clone|cloning|skim|skimming) (?:\w+ )?(?:debit|credit) cards?"
-        r"|\bdox(?:x)?(?:ing)?\b|\bswatting\b|\bgrooming\b|sextortion|\bpoach"
+        r"eating disorders?|suicide|violence|terrorism)|body shaming|ridicul|demean"
+        r"|indoctrinat|(?:clone|cloning|skim|skimming) (?:\w+ )?(?:debit|credit) cards?"
+        r"|dox(?:x)?(?:ing)?\b|swatting\b|grooming\b|sextortion|poach"
         r"|(?:toxic|negative|discriminatory|offensive|hateful|racist|sexist|derogatory|insulting|"
         r"demeaning) (?:sentence|statement|joke|comment|remark|tweet|post|paragraph|message)s? "
-        r"(?:about|against|on|targeting)\b",
+        r"(?:about|against|on|targeting)\b)",
         quorum=3,
         essential=True,
     ),
@@ -841,13 +844,13 @@ RULES: tuple[Rule, ...] = (
         "prompt_extraction",
         0.7,
         "repeat print output show copy recite write echo tell give reveal list dump what",
-        r"(?:repeat|print|output|show|copy|recite|write|echo|reveal|list|dump)(?: back)? "
+        r"\b(?:(?:repeat|print|output|show|copy|recite|write|echo|reveal|list|dump)(?: back)? "
         r"(?:everything|all(?: of)?(?: the text)?) (?:in|of|from|inside) your (?:prompt|"
         r"instructions|context|system message|initial message)"
         r"|(?:repeat|print|output|show|copy|recite|write|echo|tell|give|reveal|list|what (?:are|"
         r"were))(?: me)? (?:the )?(?:first|last|opening|initial) (?:\d+|few|ten|twenty|fifty|"
         r"hundred) (?:characters|words|lines|sentences|tokens|letters) (?:of|in) (?:your|the|this) "
-        r"(?:instructions|prompt|system (?:prompt|message)|conversation|context|initial message)",
+        r"(?:instructions|prompt|system (?:prompt|message)|conversation|context|initial message))",
         also="everything all first last opening initial",
     ),
     _rule(
