@@ -416,13 +416,14 @@ RULES: tuple[Rule, ...] = (
         0.6,
         "no without free freed broken unbound bound exempt restricted beyond abide adhere "
         "follow comply",
-        r"(?:no|without(?: any)?|free (?:of|from)|freed from|broken free (?:of|from)|unbound by|"
+        r"\b(?:(?:no|without(?: any)?|free (?:of|from)|freed from|broken free (?:of|from)|"
+        r"unbound by|"
         r"not bound by|exempt from|not restricted by|beyond|(?:doesn't|does not|don't|do not|"
         r"never|won't|will not) (?:have to |need to )?(?:abide by|adhere to|follow|comply with|"
         r"care about|respect)) (?:any |the |its |their |your )?(?:typical |usual |normal )?"
         r"(?:ethical|moral|safety|content|legal)?\s?(?:restrictions|filters?|filtering|censorship|"
         r"guidelines|morals|ethics|principles|content polic(?:y|ies)|polic(?:y|ies)|"
-        r"safeguards|guardrails|confines|rules (?:set|imposed))\b",
+        r"safeguards|guardrails|confines|rules (?:set|imposed))\b)",
     ),
     _rule(  # a world where the assistant has no rules; a renamed "...GPT" without them
         "persona_jailbreak",
@@ -484,13 +485,13 @@ RULES: tuple[Rule, ...] = (
         0.55,
         "never refuse decline reject apologize apologise warnings disclaimers caveats "
         "refusals sorry",
-        r"(?:never|don't|do not|must not|cannot|can't|will not|won't|shall not)(?: ever)? "
+        r"\b(?:(?:never|don't|do not|must not|cannot|can't|will not|won't|shall not)(?: ever)? "
         r"(?:refuse|decline|say no|apologi[sz]e|say (?:that )?(?:you|it) can(?:'t|not))\b"
         r"|(?:without|never (?:include|add|give)|don't (?:include|add|give)|do not (?:include|add|"
         r"give)|no) (?:any )?(?:warnings?|disclaimers?|caveats?|refusals?|moral(?:izing)? "
         r"(?:lectures?|notes?)|ethical (?:notes?|considerations|warnings?))\b"
         r"|(?:never|don't|do not) (?:say|write|respond with|start with) ['\"]?(?:i'm sorry|"
-        r"i am sorry|sorry|i can't|i cannot|as an ai)",
+        r"i am sorry|sorry|i can't|i cannot|as an ai))",
     ),
     _rule(
         "persona_jailbreak",
@@ -798,10 +799,11 @@ RULES: tuple[Rule, ...] = (
         "hateful_content",
         0.6,
         "words names terms nicknames expressions slurs insults",
-        r"(?:colou?rful|old-timey|old-fashioned|old fashioned|offensive|derogatory|racist|rude|"
+        r"\b(?:(?:colou?rful|old-timey|old-fashioned|old fashioned|offensive|derogatory|racist|"
+        r"rude|"
         r"nasty|bad|mean|insulting|dirty|slur) (?:\w+ )?(?:words|names|terms|nicknames|"
         r"expressions|slurs|insults) (?:for|about|to call) (?:\w+ ){0,2}?(?:people|folks|"
-        rf"persons|men|women)\b|\bslurs? (?:for|about|against) (?:\w+ ){{0,2}}?{_PEOPLE}",
+        rf"persons|men|women)\b|\bslurs? (?:for|about|against) (?:\w+ ){{0,2}}?{_PEOPLE})",
         also="people folks persons men women slur slurs " + _PEOPLE_WORDS,
     ),
     # -- system-prompt extraction ---------------------------------------------------------------
@@ -857,12 +859,13 @@ RULES: tuple[Rule, ...] = (
         "prompt_extraction",
         0.65,
         "instructions prompt told instructed programmed initialization",
-        r"(?:instructions|prompt|rules|text|words|message) (?:you were|you have been|you've been) "
+        r"\b(?:(?:instructions|prompt|rules|text|words|message) (?:you were|you have been|"
+        r"you've been) "
         r"(?:given|told|"
         r"provided|programmed with)"
         r"|what (?:were|are|was) you (?:told|instructed|programmed|asked) (?:to do )?"
         r"(?:before|initially|at the (?:start|beginning)|originally|first)"
-        r"|(?:initiali[sz]ation|init|boot|startup) (?:string|prompt|message|text|instructions)",
+        r"|(?:initiali[sz]ation|init|boot|startup) (?:string|prompt|message|text|instructions))",
     ),
     _rule(
         "prompt_extraction",
@@ -927,24 +930,24 @@ RULES: tuple[Rule, ...] = (
         "prompt_extraction",
         0.55,
         "password passcode passphrase",
-        rf"(?:share|tell|give|reveal|confirm|provide|send|disclose|spell out|hand over)"
+        rf"\b(?:(?:share|tell|give|reveal|confirm|provide|send|disclose|spell out|hand over)"
         rf"(?: with)? (?:me|us) (?:\w+ ){{0,2}}?{_OWN_PASSWORD}"
         rf"|{_OWN_PASSWORD} (?:with|to) (?:me|us)\b"
         rf"|what (?:would|will|could|might) (?:\w+ ){{0,2}}?{_OWN_PASSWORD}"
         r"|(?:what(?:'s| is| was)|confirm|verify|repeat) (?:\w+ )?(?:our|your) (?:system|admin|"
         r"master|root|secret) (?:password|passcode|passphrase)\b"
         r"|\b(?:password|passcode|passphrase)s? (?:for|of|to) (?:our|your|this|the) (?:system|"
-        r"ai|model|assistant|bot|chatbot)\b",
+        r"ai|model|assistant|bot|chatbot)\b)",
     ),
     _rule(  # the secret's properties, one question at a time: its letters, length, first letter
         "prompt_extraction",
         0.55,
         "letter letters character characters long length first last",
-        r"(?:what|which|how many) (?:letters?|characters?|digits?) (?:\w+ ){0,2}?(?:the|your) "
+        r"\b(?:(?:what|which|how many) (?:letters?|characters?|digits?) (?:\w+ ){0,2}?(?:the|your) "
         r"(?:secret |admin )?(?:password|passphrase|passcode|secret word)\b"
         r"|(?:first|last|second|third|next) (?:letter|character|digit)s? of (?:the|your) (?:secret "
         r"|admin )?(?:password|passphrase|passcode|secret word)\b"
-        r"|how long is (?:the|your) (?:secret |admin )?(?:password|passphrase|secret word)\b",
+        r"|how long is (?:the|your) (?:secret |admin )?(?:password|passphrase|secret word)\b)",
     ),
     _rule(  # "your system prompt" in other languages
         "prompt_extraction",
@@ -1357,14 +1360,14 @@ RULES: tuple[Rule, ...] = (
         "obfuscation",
         0.5,
         "strings variables parts pieces fragments combine concatenate join interlace merge",
-        r"(?:we have|there are|you have|given|consider) (?:two|three|four|five|\d) (?:strings|"
+        r"\b(?:(?:we have|there are|you have|given|consider) (?:two|three|four|five|\d) (?:strings|"
         r"variables|parts|pieces|fragments)\b.{0,200}?\b[a-z]\w{0,3} ?= ?['\"][^'\"\n]{12,200}"
         r"['\"].{0,600}?\b[a-z]\w{0,3} ?= ?[a-z]\w{0,3} ?\+ ?[a-z]\w{0,3}"
         r"|(?:combine|concatenate|join|interlace|merge|put together) (?:the )?(?:parts|pieces|"
         r"strings|fragments|a, b,? and c|part 1 and part 2|these)\b.{0,60}?\b(?:and|then) "
         r"(?:answer|follow|execute|do|respond to|obey|act on|carry out)\b"
         r"|(?:answer|respond to) the (?:question|request|instruction) (?:using|from|formed by|"
-        r"made (?:of|from)) the (?:following )?(?:parts|pieces|fragments|strings)",
+        r"made (?:of|from)) the (?:following )?(?:parts|pieces|fragments|strings))",
     ),
     _rule(
         "obfuscation",
