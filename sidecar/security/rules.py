@@ -415,8 +415,9 @@ RULES: tuple[Rule, ...] = (
         "persona_jailbreak",
         0.6,
         "no without free freed broken unbound bound exempt restricted beyond abide adhere "
-        "follow comply",
-        r"\b(?:(?:no|without(?: any)?|free (?:of|from)|freed from|broken free (?:of|from)|"
+        "follow comply longer",
+        r"\b(?:(?:no longer (?:follows?|obeys?|abides? by|adheres? to|is bound by|respects?)|no|"
+        r"without(?: any)?|free (?:of|from)|freed from|broken free (?:of|from)|"
         r"unbound by|"
         r"not bound by|exempt from|not restricted by|beyond|(?:doesn't|does not|don't|do not|"
         r"never|won't|will not) (?:have to |need to )?(?:abide by|adhere to|follow|comply with|"
@@ -424,6 +425,20 @@ RULES: tuple[Rule, ...] = (
         r"(?:ethical|moral|safety|content|legal)?\s?(?:restrictions|filters?|filtering|censorship|"
         r"guidelines|morals|ethics|principles|content polic(?:y|ies)|polic(?:y|ies)|"
         r"safeguards|guardrails|confines|rules (?:set|imposed))\b)",
+    ),
+    _rule(  # a refusal redefined as consent ("opposite day"); a renamed assistant that never
+        # refuses; an AI that escaped its sandbox
+        "persona_jailbreak",
+        0.6,
+        "refuse refuses decline declines opposite name called named escaped escape sandbox",
+        r"\bwhen you (?:refuse|decline|say no)\b[^.]{0,40}?\b(?:actually|really|in fact) (?:comply|"
+        r"agree|answer|help|mean yes)"
+        r"|\b(?:your (?:new )?name is|you are now (?:called|named)|you will be called) [^.]{1,40}"
+        r"[.!]?.{0,200}?\b(?:never|won't|will not|doesn't|does not) (?:refuses?|declines?|"
+        r"apologi[sz]es?|mentions? (?:any )?(?:guidelines|rules|policies|ethics)|follows? (?:any )?"
+        r"(?:rules|guidelines|policies))"
+        r"|\bescaped (?:its|the|your|his|her|their) (?:sandbox|restrictions|constraints|"
+        r"guardrails)",
     ),
     _rule(  # a world where the assistant has no rules; a renamed "...GPT" without them
         "persona_jailbreak",
@@ -858,11 +873,11 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "prompt_extraction",
         0.65,
-        "instructions prompt told instructed programmed initialization",
-        r"\b(?:(?:instructions|prompt|rules|text|words|message) (?:you were|you have been|"
-        r"you've been) "
-        r"(?:given|told|"
-        r"provided|programmed with)"
+        "instructions prompt told instructed programmed initialization given",
+        r"\b(?:(?:instructions|prompt|rules|text|words|message|everything|all) (?:that )?(?:you "
+        r"were|you have been|you've been) (?:given|told|provided|programmed with)"
+        r"|(?:what|which) (?:rules|instructions|guidelines|directives|prompt) (?:were|have) you "
+        r"(?:been )?(?:given|told|provided)"
         r"|what (?:were|are|was) you (?:told|instructed|programmed|asked) (?:to do )?"
         r"(?:before|initially|at the (?:start|beginning)|originally|first)"
         r"|(?:initiali[sz]ation|init|boot|startup) (?:string|prompt|message|text|instructions))",
@@ -870,11 +885,12 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "prompt_extraction",
         0.6,
-        "your system",
+        "your system contents content everything all",
         r"your (?:system|initial|original|hidden|internal|secret|underlying|full|complete) "
         r"(?:instructions|prompt|rules|directives|configuration|setup|programming|guidelines)"
         r"|(?:everything|all|anything|the (?:text|content|words)) (?:in|of|from) (?:your|the) "
-        r"system (?:prompt|message|instructions)",
+        r"system (?:prompt|message|instructions)"
+        r"|(?:contents?|everything|all) (?:of|in) your (?:context window|context|memory|prompt)\b",
     ),
     _rule(
         "prompt_extraction",
