@@ -1134,6 +1134,17 @@ RULES: tuple[Rule, ...] = (
         rf"{_AI}s? (?:that (?:is|are) )?(?:reading|processing|summari[sz]ing|parsing|"
         r"analy[sz]ing|reviewing|screening|evaluating) (?:this|the following)",
     ),
+    _rule(  # the document addresses whoever reads it: "Assistant, if you are reading this, ...",
+        # "When an AI summarizes this result, it must state ..."
+        "indirect_injection",
+        0.6,
+        "reading reads summarizes summarises processes sees parses",
+        rf"{_AI}s?,? if you(?:'re| are) (?:reading|processing|seeing) this\b"
+        rf"|when (?:an? |the |any )?{_AI}s? (?:reads?|summari[sz]es?|processes?|sees?|parses?) "
+        r"(?:this|these|the following)\b[^.]{0,80}?,? (?:it|they|you) (?:must|should|shall|needs? "
+        r"to|has to|have to|will)\b",
+        also=_AI_WORDS,
+    ),
     _rule(
         "indirect_injection",
         0.6,
