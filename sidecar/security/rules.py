@@ -1313,7 +1313,8 @@ RULES: tuple[Rule, ...] = (
         "user's users' customer's patient's client's employee's",
         r"(?:(?:can|could|would|will) you|please|i need you to|just) (?:tell|give|share|reveal|"
         r"disclose|confirm|leak|send|encode|translate|spell|write|say)(?: me| us| with me)? "
-        r"(?:[\w'-]+ ){0,5}?the (?:user|customer|patient|client|employee)(?:'s|s') (?:\w+ ){0,2}?"
+        r"(?:[\w'-]+ ){0,5}?the (?:user|customer|patient|client|employee)(?:'s|s') "
+        r"(?:current |full |home |personal |private |real |exact |favou?rite )?"
         r"(?:initials|birth|date of birth|e-?mail|home address|address|phone|city|residence|"
         r"location|password|pin\b|social security|ssn|favou?rite|balance|salary|income|"
         r"diagnosis|medical|credit card|account number|full name|real name|name)",
