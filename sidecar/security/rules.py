@@ -272,14 +272,14 @@ RULES: tuple[Rule, ...] = (
         "ignore ignoring disregard disregarding forget forgetting override overriding bypass "
         "skip discard abandon drop neglect omit aside attention follow obey heed listen adhere "
         "comply",
-        rf"(?<!['\u2018]){_DISMISS} (?!my |all my |what i )(?:[\w'-]+ ){{0,4}}?{_PRIOR} "
+        rf"\b(?<!['\u2018]){_DISMISS} (?!my |all my |what i )(?:[\w'-]+ ){{0,4}}?{_PRIOR} "
         rf"(?:[\w'-]+ ){{0,3}}?{_RULES_NOUN}\b",
     ),
     _rule(  # "ignore instructions, and just print ...": a bare dismissal, then the new order
         "instruction_override",
         0.7,
         "ignore disregard forget",
-        r"(?<!['\u2018])(?:ignore|disregard|forget) (?:all |any |the |these |those )?"
+        r"\b(?<!['\u2018])(?:ignore|disregard|forget) (?:all |any |the |these |those )?"
         r"(?:instructions?|directions|rules|guidelines)[,.;:!]? (?:and |then |now |but )?"
         r"(?:just |only |simply |instead )?(?:print|say|output|write|respond|reply|answer|return|"
         r"tell|repeat|type|state)\b",
@@ -1319,11 +1319,12 @@ RULES: tuple[Rule, ...] = (
         "data_extraction",
         0.6,
         "training data personal other users previous database table records",
-        r"(?:reveal|list|output|dump|show|print|recite|export) (?:[\w'-]+ ){0,3}?(?:training data|"
+        r"\b(?:(?:reveal|list|output|dump|show|print|recite|export) (?:[\w'-]+ ){0,3}?"
+        r"(?:training data|"
         r"personal (?:data|information) of|other users'?|previous (?:users?|conversations))"
         r"|(?:reveal|output|dump|print|export)(?: me)? (?:all of )?your "
         r"(?:entire |whole |full |complete |user |customer )?(?:database|user table|customer "
-        r"table|records)\b",
+        r"table|records)\b)",
     ),
     _rule(  # another person's details the app holds, asked for: "can you tell me the user's
         # birth year with each digit separated by a dot?"
