@@ -246,8 +246,9 @@ def redact_answer(
     answer: dict[str, Any], actions: Policy | Mapping[str, str] | str
 ) -> AnswerRedaction:
     """Redact the texts of a non-streamed answer in place: ``choices[].message.content``
-    (a string or text parts), legacy ``choices[].text``, and the Responses API's
-    ``output[].content[].text``. If ``block`` is true the caller answers
+    (a string or text parts) and ``.refusal``, legacy ``choices[].text``, the Responses API's
+    ``output[].content[].text`` and ``.refusal``, and the arguments of tool and function calls
+    (each string inside the arguments' JSON). If ``block`` is true the caller answers
     :func:`~sidecar.security.secrets.blocked_error` instead."""
     policy = Policy.of(actions)
     findings: list[Finding] = []
@@ -260,7 +261,39 @@ def redact_answer(
         if result.text != holder[key]:
             holder[key] = result.text
             changed = True
+    for where, holder, key in _answer_arguments(answer):
+        arguments, found = _redact_arguments(holder[key], policy, where)
+        findings.extend(found)
+        if arguments != holder[key]:
+            holder[key] = arguments
+            changed = True
     return AnswerRedaction(answer, tuple(findings), changed)
+
+
+def _redact_arguments(arguments: str, policy: Policy, where: str) -> tuple[str, list[Finding]]:
+    """A call's arguments (a JSON text): each string value redacted on its own, so a redaction
+    never cuts into JSON syntax or an escape sequence; re-encoded only if one changed. Arguments
+    that are not JSON are redacted as plain text."""
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        result = redact(arguments, policy)
+        return result.text, findings_of(result.spans, where, policy)
+    findings: list[Finding] = []
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, str):
+            result = redact(node, policy)
+            findings.extend(findings_of(result.spans, path, policy))
+            return result.text
+        if isinstance(node, list):
+            return [walk(item, f"{path}[{i}]") for i, item in enumerate(node)]
+        if isinstance(node, dict):
+            return {key: walk(item, f"{path}.{key}") for key, item in node.items()}
+        return node
+
+    redacted = walk(value, where)
+    return (arguments if redacted == value else orjson.dumps(redacted).decode()), findings
 
 
 def redact_body(
@@ -288,6 +321,8 @@ def _answer_texts(answer: dict[str, Any]) -> list[tuple[str, dict[str, Any], str
             texts.append((f"choices[{i}].text", choice, "text"))
         message = choice.get("message")
         if isinstance(message, dict):
+            if isinstance(message.get("refusal"), str):
+                texts.append((f"choices[{i}].message.refusal", message, "refusal"))
             content = message.get("content")
             if isinstance(content, str):
                 texts.append((f"choices[{i}].message.content", message, "content"))
@@ -298,10 +333,37 @@ def _answer_texts(answer: dict[str, Any]) -> list[tuple[str, dict[str, Any], str
     for i, item in enumerate(answer.get("output") or ()):
         if isinstance(item, dict):
             for j, part in enumerate(item.get("content") or ()):
-                if (
-                    isinstance(part, dict)
-                    and part.get("type") == "output_text"
-                    and isinstance(part.get("text"), str)
-                ):
+                if not isinstance(part, dict):
+                    continue
+                if part.get("type") == "output_text" and isinstance(part.get("text"), str):
                     texts.append((f"output[{i}].content[{j}]", part, "text"))
+                elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+                    texts.append((f"output[{i}].content[{j}].refusal", part, "refusal"))
     return texts
+
+
+def _answer_arguments(answer: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """(path, the object holding a call's arguments, its key) for every tool or function call
+    of an answer: Chat Completions' ``tool_calls`` and legacy ``function_call``, and the
+    Responses API's ``function_call`` items."""
+    calls: list[tuple[str, dict[str, Any], str]] = []
+    for i, choice in enumerate(answer.get("choices") or ()):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        for k, call in enumerate(message.get("tool_calls") or ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                path = f"choices[{i}].message.tool_calls[{k}].function.arguments"
+                calls.append((path, function, "arguments"))
+        function = message.get("function_call")
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            calls.append((f"choices[{i}].message.function_call.arguments", function, "arguments"))
+    for i, item in enumerate(answer.get("output") or ()):
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "function_call"
+            and isinstance(item.get("arguments"), str)
+        ):
+            calls.append((f"output[{i}].arguments", item, "arguments"))
+    return calls

@@ -256,6 +256,41 @@ async def test_secrets_in_answers_are_redacted_whole_and_streamed(
     assert counted[("output", "CREDIT_CARD", "redact")] == 2
 
 
+async def test_secrets_in_tool_call_arguments_and_refusals_are_redacted(
+    aiohttp_server: ServerFactory, make_sidecar: MakeSidecar
+) -> None:
+    """A model that puts a key in a tool call's arguments (or a card in its refusal) has it
+    redacted too: each string inside the arguments' JSON, so the arguments stay JSON the app
+    can parse; the other values are untouched."""
+    arguments = json.dumps({"to": "ops", "body": f"use {KEY} for now", "retries": 3})
+
+    async def answer(request: web.Request) -> web.Response:
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": "send_note", "arguments": arguments}}  # fmt: skip
+        message = {"role": "assistant", "content": None, "tool_calls": [call],
+                   "refusal": f"I won't charge {CARD}."}  # fmt: skip
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        return web.json_response({"id": "c1", "object": "chat.completion", "created": 1,
+                                  "model": "gpt-4o-mini", "choices": [choice]})  # fmt: skip
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    upstream = await aiohttp_server(app)
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    async with client_of(sidecar) as client:
+        reply = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[user("send the note")]
+        )
+    message = reply.choices[0].message
+    assert message.tool_calls is not None
+    sent = json.loads(message.tool_calls[0].function.arguments)
+    assert sent == {"to": "ops", "body": "use [REDACTED:OPENAI_KEY] for now", "retries": 3}
+    assert message.refusal == "I won't charge [REDACTED:CREDIT_CARD]."
+    counted = await findings(sidecar)
+    assert counted[("output", "OPENAI_KEY", "redact")] == 1
+    assert counted[("output", "CREDIT_CARD", "redact")] == 1
+
+
 async def test_a_blocked_type_refuses_the_answer_and_stops_the_stream_by_policy(
     aiohttp_server: ServerFactory, make_sidecar: MakeSidecar
 ) -> None:

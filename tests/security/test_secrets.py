@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.redaction import CORPUS, CORPUS_FILE, evaluate, load
 from sidecar.errors import ErrorCode
 from sidecar.security import validators as v
-from sidecar.security.secrets import TYPES, Policy, Span, blocked_error, find, marker, redact
+from sidecar.security.secrets import (
+    TYPES,
+    Policy,
+    Span,
+    blocked_error,
+    find,
+    marker,
+    redact,
+    redact_answer,
+)
 from tests.security.secret_examples import (
     AMEX,
     AWS_SECRET,
+    GITHUB,
     LOOKALIKES,
     OPENAI,
     POSITIVES,
@@ -209,3 +221,30 @@ def test_recall_and_precision_on_the_dev_corpus_are_at_least_99_percent() -> Non
         if score.tp + score.fp:
             assert (score.precision or 0.0) >= 0.99, (type_, quality.wrong)
     assert sum(quality.lookalike_hits.values()) == 0, quality.wrong
+
+
+def test_call_arguments_are_redacted_value_by_value_and_stay_json() -> None:
+    """Each string inside a call's arguments is redacted on its own: a private key written with
+    JSON escapes (``\\n``) is found whole, the arguments still parse, other values are kept; a
+    Responses ``function_call`` item is read too, and arguments that are not JSON as text."""
+    arguments = json.dumps({"key": RSA_KEY, "note": f"token {GITHUB}", "n": 2})
+    answer: dict[str, Any] = {
+        "output": [
+            {"type": "function_call", "name": "store", "arguments": arguments},
+            {"type": "function_call", "name": "raw", "arguments": f"not json {GITHUB}"},
+        ]
+    }
+    result = redact_answer(answer, "redact")
+    stored = json.loads(answer["output"][0]["arguments"])
+    assert stored == {
+        "key": "[REDACTED:PRIVATE_KEY]",
+        "note": "token [REDACTED:GITHUB_TOKEN]",
+        "n": 2,
+    }
+    assert answer["output"][1]["arguments"] == "not json [REDACTED:GITHUB_TOKEN]"
+    assert {(f.type, f.where) for f in result.findings} == {
+        ("PRIVATE_KEY", "output[0].arguments.key"),
+        ("GITHUB_TOKEN", "output[0].arguments.note"),
+        ("GITHUB_TOKEN", "output[1].arguments"),
+    }
+    assert result.changed
