@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from openai.types.chat import (
+    ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
     ChatCompletionSystemMessageParam,
     ChatCompletionUserMessageParam,
@@ -283,7 +284,9 @@ async def test_secrets_in_tool_call_arguments_and_refusals_are_redacted(
         )
     message = reply.choices[0].message
     assert message.tool_calls is not None
-    sent = json.loads(message.tool_calls[0].function.arguments)
+    call = message.tool_calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    sent = json.loads(call.function.arguments)
     assert sent == {"to": "ops", "body": "use [REDACTED:OPENAI_KEY] for now", "retries": 3}
     assert message.refusal == "I won't charge [REDACTED:CREDIT_CARD]."
     counted = await findings(sidecar)
