@@ -18,7 +18,7 @@ A pattern only proposes; :mod:`sidecar.security.validators` decides::
                       the password of scheme://user:PASSWORD@host  not a placeholder (${..})
     EMAIL             local@domain.tld                             not a file name or scp path
     IBAN              CC00 + the country's length, spaced or not   mod-97
-    CREDIT_CARD       13-19 digits, spaced or dashed               Luhn, network, grouping
+    CREDIT_CARD       13-19 digits, spaced, dashed or dotted       Luhn, network, grouping
     US_SSN            AAA-GG-SSSS (or unseparated after "SSN")     SSA issuing rules
     PHONE             +CC ..., (NXX) NXX-XXXX, 0NN NNNN NNNN       digit count, NANP rules
     IP_ADDRESS        dotted quad; IPv6 (a trailing :port is cut)  parsers; not versions
@@ -434,8 +434,8 @@ def continues_number(text: str, start: int) -> bool:
     return _GROUP_BEFORE.search(text, max(0, start - 12), start) is not None
 
 
-_CARD = re.compile(r"[0-9]{4}(?:[ \-]?[0-9]){9,15}" + _NUM_AFTER)
-_CARD_PIECES = re.compile(r"([ \-])")
+_CARD = re.compile(r"[0-9]{4}(?:[ \-.]?[0-9]){9,15}" + _NUM_AFTER)
+_CARD_PIECES = re.compile(r"([ \-.])")
 
 
 def _cards(text: str, pos: int, end: int) -> Iterator[Found]:

@@ -63,9 +63,17 @@ class Span:
 _PRIORITY = {t: i for i, t in enumerate(TYPES)}
 
 
+# Spaces that word processors and locales put between a number's groups ("4111\u00a01111 ...",
+# French "1\u202f234"): read as plain spaces, one character for one, so offsets hold.
+GROUP_SPACES = "\u00a0\u2007\u2009\u202f"
+_AS_SPACES = str.maketrans(dict.fromkeys(GROUP_SPACES, " "))
+
+
 def scan(text: str, pos: int = 0, types: frozenset[str] | None = None) -> list[Span]:
     """Findings that start at or after ``pos`` (``text[:pos]`` is read only as context),
     non-overlapping, in text order; ``types`` limits what is looked for."""
+    if any(space in text for space in GROUP_SPACES):
+        text = text.translate(_AS_SPACES)
     return _resolve(candidates(text, pos, types))
 
 

@@ -43,6 +43,7 @@ from sidecar.security import validators as v
 from sidecar.security.pem import HEADER as PEM_HEADER
 from sidecar.security.pem import PemBody
 from sidecar.security.secrets import (
+    GROUP_SPACES,
     LOOKBACK,
     Finding,
     Policy,
@@ -82,6 +83,9 @@ _GROUP_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ()+-.")
 _GROUP_START = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ(+")
 
 
+_GROUP_JOINERS = " " + GROUP_SPACES  # what joins the groups of a spaced number
+
+
 def hold_from(text: str, floor: int) -> int:
     """Where the text a detector could still be matching begins (not before ``floor``): the
     trailing run of non-space characters and, if it may be a group of a spaced number, the
@@ -90,7 +94,7 @@ def hold_from(text: str, floor: int) -> int:
     while start > floor and not text[start - 1].isspace():
         start -= 1
     if start == end or text[start] in _GROUP_START:
-        while start - 1 > floor and text[start - 1] == " ":
+        while start - 1 > floor and text[start - 1] in _GROUP_JOINERS:
             k = m = start - 1
             while m > floor and not text[m - 1].isspace():
                 m -= 1

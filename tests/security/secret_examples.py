@@ -132,6 +132,18 @@ POSITIVES: list[tuple[str, str, str]] = [
     ),
     (f"amex {spaced(AMEX, (4, 6, 5))}", spaced(AMEX, (4, 6, 5)), "CREDIT_CARD"),
     ("test card 5555555555554444 works", "5555555555554444", "CREDIT_CARD"),
+    # grouped with no-break spaces (word processors) or dots
+    (
+        "card 5555\u00a05555\u00a05555\u00a04444 kept",
+        "5555\u00a05555\u00a05555\u00a04444",
+        "CREDIT_CARD",
+    ),
+    ("card 5555.5555.5555.4444 kept", "5555.5555.5555.4444", "CREDIT_CARD"),
+    (
+        "IBAN DE89\u202f3704\u202f0044\u202f0532\u202f0130\u202f00 due",
+        "DE89\u202f3704\u202f0044\u202f0532\u202f0130\u202f00",
+        "IBAN",
+    ),
     ("SSN: 219-48-3321.", "219-48-3321", "US_SSN"),
     ("social security number 521 77 8412", "521 77 8412", "US_SSN"),
     ("Call +1 (650) 253-0000 or +44 20 7946 0958.", "+1 (650) 253-0000", "PHONE"),

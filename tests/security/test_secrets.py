@@ -248,3 +248,28 @@ def test_call_arguments_are_redacted_value_by_value_and_stay_json() -> None:
         ("GITHUB_TOKEN", "output[1].arguments"),
     }
     assert result.changed
+
+
+@pytest.mark.parametrize(
+    ("text", "type_"),
+    [
+        ("card 4111.1111.1111.1111 on file", "CREDIT_CARD"),  # dotted groups
+        ("card 4111\u00a01111\u00a01111\u00a01111 on file", "CREDIT_CARD"),  # no-break spaces
+        ("card 4111\u202f1111\u202f1111\u202f1111 on file", "CREDIT_CARD"),  # narrow ones
+        ("IBAN DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000 please", "IBAN"),
+    ],
+)
+def test_numbers_grouped_with_dots_or_no_break_spaces_are_found(text: str, type_: str) -> None:
+    """Word processors and some locales group a number with no-break spaces, some people with
+    dots: the number is found all the same, at its offsets in the original text."""
+    (span,) = find(text)
+    assert span.type == type_
+    assert text[span.start : span.end].replace("\u00a0", "").replace("\u202f", "").replace(
+        ".", ""
+    ) in {"4111111111111111", "DE89370400440532013000"}
+
+
+def test_dotted_numbers_that_are_no_card_stay() -> None:
+    """Versions, dates and an IP address written with dots are not cards."""
+    text = "version 1.2.3.4, build 2024.1111.1111, release 4111.1111.1111.1112"
+    assert [span.type for span in find(text)] == []
