@@ -27,6 +27,16 @@ async def get_report(server: TestServer, token: str | None = None) -> tuple[int,
         return resp.status, await resp.json()
 
 
+def operation_row(report: dict[str, Any], operation: str) -> dict[str, Any]:
+    return next(row for row in report["by_operation"] if row["operation"] == operation)
+
+
+async def printed_report(server: TestServer, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The lines `llm-sidecar report --url` prints for ``server``."""
+    assert await show_report(str(server.make_url("/"))) == 0
+    return capsys.readouterr().out.splitlines()
+
+
 async def test_report_has_the_spec_shape(observed: Observed) -> None:
     """summary, by_operation (with p50/p95/p99) and recommendations, as SPEC lists them."""
     for _ in range(3):
@@ -180,11 +190,10 @@ async def test_client_errors_are_kept_out_of_the_error_rate(
         "PAYLOAD_TOO_LARGE": 1,
         "HTTP_404": 1,
     }
-    chat = next(row for row in report["by_operation"] if row["operation"] == "chat")
+    chat = operation_row(report, "chat")
     assert (chat["error_rate"], chat["client_error_rate"], chat["success_rate"]) == (0, 1, 0)
     assert not any("error rate" in advice for advice in report["recommendations"])
-    assert await show_report(str(observed.server.make_url("/"))) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = await printed_report(observed.server, capsys)
     assert any("client error rate (4xx)" in line and "100.00%" in line for line in lines)
     assert any("error rate (upstream" in line and "0.00%" in line for line in lines)
     assert any("CONTEXT_LENGTH" in line and "client error" in line for line in lines)
@@ -266,11 +275,10 @@ async def test_the_sidecars_own_refusals_are_counted_apart_not_as_upstream_error
     assert summary["refused_rate"] == 1.0
     assert summary["refused_by_code"] == {"QUOTA_EXCEEDED": 20, "INVALID_INPUT": 1}
     assert summary["errors_by_code"] == {}
-    chat = next(row for row in report["by_operation"] if row["operation"] == "chat")
+    chat = operation_row(report, "chat")
     assert (chat["error_rate"], chat["refused_rate"], chat["success_rate"]) == (0, 1, 0)
     assert not any("provider's status" in advice for advice in report["recommendations"])
-    assert await show_report(str(observed.server.make_url("/"))) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = await printed_report(observed.server, capsys)
     assert any("refused by the sidecar's policies" in line and "100.00%" in line for line in lines)
     assert any("QUOTA_EXCEEDED" in line and "refused by policy" in line for line in lines)
 
