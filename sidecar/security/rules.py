@@ -164,11 +164,9 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"|evad(?:e|ing) (?:taxes|the police|law enforcement|arrest)|poison (?:a|the) water supply"
 )
 
-_MAKING = (  # making, getting or doing it (also "he synthesizes", "she built")
-    r"(?:(?:make|build|create|synthesi[sz]e|manufacture|cook|produce|brew|grow|obtain|buy|acquire|"
-    r"get|write|code|program|develop|design|assemble|sell|distribute|smuggle|plant|detonate|"
-    r"set off|deploy|spread|launch|send|craft|draft|generate|order|hide|run|start|use|carry out|"
-    r"commit|plan|organi[sz]e)s?|made|built|wrote|sold|got)"
+_MAKING = (  # for a plain request: making or doing it, or getting, hiding or setting it off
+    rf"(?:{_ACT}|(?:brew|grow|get|code|program|assemble|smuggle|detonate|set off|deploy|send|"
+    r"order|hide|run|start|plan|organi[sz]e)s?|got)"
 )
 _NOT_USE = (  # ... unless it is made to defend against: "a botnet detection model", "a phishing
     # email example for our security awareness training"
