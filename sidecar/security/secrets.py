@@ -72,7 +72,7 @@ _AS_SPACES = str.maketrans(dict.fromkeys(GROUP_SPACES, " "))
 def scan(text: str, pos: int = 0, types: frozenset[str] | None = None) -> list[Span]:
     """Findings that start at or after ``pos`` (``text[:pos]`` is read only as context),
     non-overlapping, in text order; ``types`` limits what is looked for."""
-    if any(space in text for space in GROUP_SPACES):
+    if not text.isascii() and any(space in text for space in GROUP_SPACES):
         text = text.translate(_AS_SPACES)
     return _resolve(candidates(text, pos, types))
 
