@@ -270,7 +270,7 @@ def redact_answer(
             holder[key] = result.text
             changed = True
     for where, holder, key in _answer_arguments(answer):
-        arguments, found = _redact_arguments(holder[key], policy, where)
+        arguments, found = redact_arguments(holder[key], policy, where)
         findings.extend(found)
         if arguments != holder[key]:
             holder[key] = arguments
@@ -278,7 +278,7 @@ def redact_answer(
     return AnswerRedaction(answer, tuple(findings), changed)
 
 
-def _redact_arguments(arguments: str, policy: Policy, where: str) -> tuple[str, list[Finding]]:
+def redact_arguments(arguments: str, policy: Policy, where: str) -> tuple[str, list[Finding]]:
     """A call's arguments (a JSON text): each string value redacted on its own, so a redaction
     never cuts into JSON syntax or an escape sequence; re-encoded only if one changed. Arguments
     that are not JSON are redacted as plain text."""

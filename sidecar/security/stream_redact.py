@@ -53,6 +53,7 @@ from sidecar.security.secrets import (
     findings_of,
     marker,
     redact,
+    redact_arguments,
     scan,
 )
 from sidecar.stream import NO_EVENTS, EndReason, StopStream, StreamEnd
@@ -377,8 +378,11 @@ class StreamRedactor:
 # --- OpenAI streams ---------------------------------------------------------------------------
 
 
-_TEXT_EVENT = (b'"content"', b'"text"', b'"delta"', b"[DONE]", b'"output"')
+_TEXT_EVENT = (b'"content"', b'"text"', b'"delta"', b"[DONE]", b'"output"', b'"arguments"')
 _DELTA = "response.output_text.delta"
+_ARGS_DELTA = "response.function_call_arguments.delta"
+_LEGACY_CALL = -1  # a chat choice's legacy function_call, beside its tool_calls by index
+_REFUSAL = 1  # a chat choice's refusal is redacted under the key (index, _REFUSAL)
 
 
 class RedactingObserver:
@@ -393,6 +397,11 @@ class RedactingObserver:
     repeats the part's whole text when a server sends no ``output_text.done``, in a chunk
     before ``[DONE]`` (which is then sent from ``on_end``), or from ``on_end`` if the stream
     ended without those.
+    The arguments of tool and function calls are held whole until the call is complete (the
+    choice's finish chunk; the Responses API's ``function_call_arguments.done``), then redacted
+    as in a whole answer, each string inside their JSON, and sent as one delta: only the whole
+    JSON text can be redacted and stay JSON, and a client cannot act on half of one. The
+    calls' other fields (id, name) pass at once.
     A ``block`` finding raises :class:`~sidecar.stream.StopStream` with
     :func:`~sidecar.security.secrets.blocked_error`: the stream ends as stopped by policy, never
     as an upstream failure. Where text was changed or held back, ``logprobs`` are
@@ -411,6 +420,10 @@ class RedactingObserver:
         self._kind = "chat"  # chat | completion | responses
         self._shared: dict[str, Any] = {}  # a chunk's id, model, created: for trailing chunks
         self._deferred: list[bytes] = []  # [DONE], sent after the held-back text
+        # Call arguments held: chat by (choice, tool call index), Responses by (output_index, 0)
+        self._calls: dict[tuple[int, int], list[str]] = {}
+        self._call_items: dict[int, Any] = {}  # Responses: each call's item_id
+        self._call_sent: dict[int, str] = {}  # Responses: the arguments sent, per output_index
 
     def on_event(self, event: bytes) -> bytes | None:
         if not self.policy.enabled or not any(m in event for m in _TEXT_EVENT):
@@ -425,24 +438,23 @@ class RedactingObserver:
         if end.reason in (EndReason.POLICY, EndReason.CLIENT_GONE):
             return NO_EVENTS
         try:
-            tail = self._flush_all()
+            events = self._end_events()
         except OutputBlocked:  # too late to stop the stream: withhold the rest
             log.warning("output policy blocked the end of a stream; its last text is withheld")
             self._abandon()
-            tail = {}
-        return [*self._tail_events(tail), *self._deferred]
+            events = []
+        return [*events, *self._deferred]
 
     # --- events -------------------------------------------------------------------------
 
     def _rewrite(self, event: bytes) -> bytes | None:
         obj = event_json(event)
         if obj is None and b"[DONE]" in event:
-            tail = self._flush_all()
-            if not tail:
+            events = self._end_events()
+            if not events:
                 return event
             self._deferred.append(event)
-            events = self._tail_events(tail)
-            return b"".join(events) if len(events) > 1 else events[0]
+            return b"".join(events)
         if obj is None:
             return event
         kind = obj.get("type")
@@ -463,7 +475,26 @@ class RedactingObserver:
             if not isinstance(holder, dict):
                 holder, field_name, self._kind = choice, "text", "completion"
             changed |= self._choice_text(holder, field_name, choice, (index,))
+            if field_name == "content":
+                changed |= self._choice_text(holder, "refusal", choice, (index, _REFUSAL))
+                changed |= self._choice_calls(holder, choice, index)
         return _with_json(event, obj) if changed else event
+
+    def _choice_calls(self, delta: dict[str, Any], choice: dict[str, Any], index: int) -> bool:
+        """Hold the arguments a chat delta carries; release the choice's calls, redacted, in
+        its finish chunk."""
+        changed = False
+        for number, function in _call_functions(delta):
+            if isinstance(arguments := function.get("arguments"), str) and arguments:
+                self._calls.setdefault((index, number), []).append(arguments)
+                function["arguments"] = ""
+                changed = True
+        if choice.get("finish_reason") is not None:
+            keys = sorted(key for key in self._calls if key[0] == index)
+            if keys:
+                _put_calls(delta, {key[1]: self._release_call(key) for key in keys})
+                changed = True
+        return changed
 
     def _choice_text(
         self, holder: dict[str, Any], name: str, choice: dict[str, Any], key: tuple[int, ...]
@@ -483,7 +514,9 @@ class RedactingObserver:
             choice["logprobs"] = None
         return True
 
-    def _responses_event(self, event: bytes, obj: dict[str, Any], kind: str) -> bytes:
+    def _responses_event(self, event: bytes, obj: dict[str, Any], kind: str) -> bytes | None:
+        if kind.startswith("response.function_call_arguments."):
+            return self._arguments_event(event, obj, kind)
         key = (_int(obj.get("output_index")), _int(obj.get("content_index")))
         if kind == _DELTA and isinstance(text := obj.get("delta"), str):
             if "item_id" in obj:
@@ -508,10 +541,69 @@ class RedactingObserver:
         # An event that repeats whole texts (a part or item done, the response completed) may
         # come without output_text.done before it: what is still held back goes first, so the
         # client's deltas and the repeated text agree.
-        before = b"".join(self._tail_events(self._flush_keys(self._repeated_keys(obj, kind))))
+        before = b"".join(
+            [
+                *self._tail_events(self._flush_keys(self._repeated_keys(obj, kind))),
+                *self._call_tail_events(self._repeated_calls(obj, kind)),
+            ]
+        )
         if self._rewrite_parts(obj, kind):
             return before + _with_json(event, obj)
         return before + event if before else event
+
+    def _arguments_event(self, event: bytes, obj: dict[str, Any], kind: str) -> bytes | None:
+        """A Responses call's argument deltas are dropped and held; its ``done`` event is
+        preceded by one delta of the whole arguments, redacted."""
+        position = _int(obj.get("output_index"))
+        if kind == _ARGS_DELTA and isinstance(text := obj.get("delta"), str):
+            if "item_id" in obj:
+                self._call_items.setdefault(position, obj["item_id"])
+            self._calls.setdefault((position, 0), []).append(text)
+            return None
+        if kind != "response.function_call_arguments.done":
+            return event
+        if "item_id" in obj:
+            self._call_items.setdefault(position, obj["item_id"])
+        fresh = position not in self._call_sent
+        arguments = self._call_arguments(position, obj.get("arguments"))
+        if arguments is None:
+            return event
+        before = b""
+        if fresh and arguments:
+            before = _with_json(event, self._arguments_delta(position, arguments, obj), _ARGS_DELTA)
+        obj["arguments"] = arguments
+        return before + _with_json(event, obj)
+
+    def _call_arguments(self, position: int, whole: object = None) -> str | None:
+        """A Responses call's arguments as its client gets them: the held deltas redacted as
+        one text, or (a call never streamed) the whole text redacted."""
+        if position not in self._call_sent:
+            if (position, 0) in self._calls:
+                self._call_sent[position] = self._release_call((position, 0))
+            elif isinstance(whole, str):
+                self._call_sent[position] = self._redact_call(
+                    whole, f"output[{position}].arguments"
+                )
+        return self._call_sent.get(position)
+
+    def _arguments_delta(
+        self, position: int, arguments: str, like: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        delta: dict[str, Any] = {"type": _ARGS_DELTA}
+        if position in self._call_items:
+            delta["item_id"] = self._call_items[position]
+        delta.update(output_index=position, delta=arguments)
+        if like is not None and "sequence_number" in like:
+            delta["sequence_number"] = like["sequence_number"]
+        return delta
+
+    def _repeated_calls(self, obj: dict[str, Any], kind: str) -> list[tuple[int, int]]:
+        """The held calls whose arguments this Responses event repeats."""
+        if kind == "response.output_item.done":
+            return [key for key in self._calls if key[0] == _int(obj.get("output_index"))]
+        if isinstance(obj.get("response"), dict):
+            return list(self._calls)
+        return []
 
     def _repeated_keys(self, obj: dict[str, Any], kind: str) -> list[tuple[int, ...]]:
         """The parts whose text this event repeats, among those still held back."""
@@ -542,6 +634,12 @@ class RedactingObserver:
         return False
 
     def _item_texts(self, item: dict[str, Any], position: int) -> bool:
+        if item.get("type") == "function_call":
+            arguments = self._call_arguments(position, item.get("arguments"))
+            if arguments is None or arguments == item.get("arguments"):
+                return False
+            item["arguments"] = arguments
+            return True
         changed = False
         for index, part in enumerate(item.get("content") or ()):
             if isinstance(part, dict):
@@ -583,6 +681,17 @@ class RedactingObserver:
         self.findings.extend(findings_of(spans, _where(self._kind, key), self.policy))
         return rest
 
+    def _release_call(self, key: tuple[int, int]) -> str:
+        """A held call's arguments, redacted whole."""
+        return self._redact_call("".join(self._calls.pop(key)), _call_where(self._kind, key))
+
+    def _redact_call(self, arguments: str, where: str) -> str:
+        redacted, found = redact_arguments(arguments, self.policy, where)
+        self.findings.extend(found)
+        if blocked := [Span(f.start, f.end, f.type) for f in found if f.action == "block"]:
+            raise OutputBlocked(blocked)
+        return redacted
+
     def _abandon(self) -> None:
         """A block ends the stream: what the open redactors found (the block included) is
         still reported, though their text is never sent."""
@@ -590,6 +699,29 @@ class RedactingObserver:
             spans = [*redactor.redacted, *redactor.flagged, *redactor.blocked]
             self.findings.extend(findings_of(spans, _where(self._kind, key), self.policy))
         self._redactors.clear()
+        self._calls.clear()
+
+    def _end_events(self) -> list[bytes]:
+        """All that is still held, as events: before ``[DONE]`` or at the stream's end."""
+        return [*self._tail_events(self._flush_all()), *self._call_tail_events(list(self._calls))]
+
+    def _call_tail_events(self, keys: list[tuple[int, int]]) -> list[bytes]:
+        if not keys:
+            return []
+        if self._kind == "responses":
+            events = []
+            for position, _ in keys:
+                arguments = self._call_arguments(position) or ""
+                events.append(_sse(self._arguments_delta(position, arguments), _ARGS_DELTA))
+            return events
+        deltas: dict[int, dict[str, Any]] = {}
+        for key in sorted(keys):
+            _put_calls(deltas.setdefault(key[0], {}), {key[1]: self._release_call(key)})
+        choices = [
+            {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
+            for index, delta in sorted(deltas.items())
+        ]
+        return [_sse({**self._shared, "choices": choices})]
 
     def _flush_all(self) -> dict[tuple[int, ...], str]:
         return self._flush_keys(list(self._redactors))
@@ -607,15 +739,13 @@ class RedactingObserver:
             return [
                 _sse(_delta_for(self._part_of(key), text), _DELTA) for key, text in tail.items()
             ]
-        field_name = "text" if self._kind == "completion" else "content"
+        deltas: dict[int, dict[str, Any]] = {}
+        for key, text in sorted(tail.items()):
+            deltas.setdefault(key[0], {})[_chat_field(self._kind, key)] = text
         choices = [
-            {
-                "index": key[0],
-                **({"text": text} if field_name == "text" else {"delta": {"content": text}}),
-                "logprobs": None,
-                "finish_reason": None,
-            }
-            for key, text in sorted(tail.items())
+            {"index": index, **(delta if self._kind == "completion" else {"delta": delta})}
+            | {"logprobs": None, "finish_reason": None}
+            for index, delta in deltas.items()
         ]
         return [_sse({**self._shared, "choices": choices})]
 
@@ -634,7 +764,55 @@ def _int(value: object) -> int:
 def _where(kind: str, key: tuple[int, ...]) -> str:
     if kind == "responses":
         return f"output[{key[0]}].content[{key[1]}]"
-    return f"choices[{key[0]}].{'text' if kind == 'completion' else 'delta.content'}"
+    if kind == "completion":
+        return f"choices[{key[0]}].text"
+    return f"choices[{key[0]}].delta.{_chat_field(kind, key)}"
+
+
+def _chat_field(kind: str, key: tuple[int, ...]) -> str:
+    """The field a chat or legacy completion choice's text key stands for."""
+    if kind == "completion":
+        return "text"
+    return "refusal" if key[1:] == (_REFUSAL,) else "content"
+
+
+def _call_where(kind: str, key: tuple[int, int]) -> str:
+    if kind == "responses":
+        return f"output[{key[0]}].arguments"
+    if key[1] == _LEGACY_CALL:
+        return f"choices[{key[0]}].delta.function_call.arguments"
+    return f"choices[{key[0]}].delta.tool_calls[{key[1]}].function.arguments"
+
+
+def _call_functions(delta: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(tool call index or ``_LEGACY_CALL``, its ``function`` object) for each call a chat
+    delta carries."""
+    functions = []
+    for call in delta.get("tool_calls") or ():
+        if isinstance(call, dict) and isinstance(function := call.get("function"), dict):
+            functions.append((_int(call.get("index")), function))
+    if isinstance(function := delta.get("function_call"), dict):
+        functions.append((_LEGACY_CALL, function))
+    return functions
+
+
+def _put_calls(delta: dict[str, Any], arguments: Mapping[int, str]) -> None:
+    """Set calls' arguments in a chat delta, adding the calls it does not carry yet."""
+    for number, text in arguments.items():
+        if number == _LEGACY_CALL:
+            if not isinstance(delta.get("function_call"), dict):
+                delta["function_call"] = {}
+            delta["function_call"]["arguments"] = text
+            continue
+        calls = delta.get("tool_calls")
+        if not isinstance(calls, list):
+            calls = delta["tool_calls"] = []
+        call = next((c for c in calls if isinstance(c, dict) and c.get("index") == number), None)
+        if call is None:
+            calls.append(call := {"index": number})
+        if not isinstance(call.get("function"), dict):
+            call["function"] = {}
+        call["function"]["arguments"] = text
 
 
 def _delta_for(obj: dict[str, Any], text: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
+from sidecar.replay import chat_events
 from sidecar.simulator import Simulator
 from tests.helpers import APP_KEY, MakeSidecar, ServerFactory, webhook_receiver
 
@@ -257,38 +258,57 @@ async def test_secrets_in_answers_are_redacted_whole_and_streamed(
     assert counted[("output", "CREDIT_CARD", "redact")] == 2
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 async def test_secrets_in_tool_call_arguments_and_refusals_are_redacted(
-    aiohttp_server: ServerFactory, make_sidecar: MakeSidecar
+    aiohttp_server: ServerFactory, make_sidecar: MakeSidecar, stream: bool
 ) -> None:
     """A model that puts a key in a tool call's arguments (or a card in its refusal) has it
     redacted too: each string inside the arguments' JSON, so the arguments stay JSON the app
-    can parse; the other values are untouched."""
+    can parse; the other values are untouched. Streamed, the arguments arrive whole with the
+    finish chunk and the refusal is redacted as it streams."""
     arguments = json.dumps({"to": "ops", "body": f"use {KEY} for now", "retries": 3})
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "send_note", "arguments": arguments}}  # fmt: skip
+    message = {"role": "assistant", "content": None, "tool_calls": [call],
+               "refusal": f"I won't charge {CARD}."}  # fmt: skip
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+              "choices": [choice]}  # fmt: skip
 
-    async def answer(request: web.Request) -> web.Response:
-        call = {"id": "call_1", "type": "function",
-                "function": {"name": "send_note", "arguments": arguments}}  # fmt: skip
-        message = {"role": "assistant", "content": None, "tool_calls": [call],
-                   "refusal": f"I won't charge {CARD}."}  # fmt: skip
-        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
-        return web.json_response({"id": "c1", "object": "chat.completion", "created": 1,
-                                  "model": "gpt-4o-mini", "choices": [choice]})  # fmt: skip
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if not (await request.json()).get("stream"):
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in chat_events(answer, include_usage=False):
+            await response.write(event)
+        return response
 
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", answer)
+    app.router.add_post("/v1/chat/completions", handle)
     upstream = await aiohttp_server(app)
     sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
     async with client_of(sidecar) as client:
-        reply = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[user("send the note")]
-        )
-    message = reply.choices[0].message
-    assert message.tool_calls is not None
-    call = message.tool_calls[0]
-    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
-    sent = json.loads(call.function.arguments)
+        if stream:
+            chunks = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[user("send the note")], stream=True
+            )
+            deltas = [c.choices[0].delta async for c in chunks if c.choices]
+            calls = [call for d in deltas for call in d.tool_calls or ()]
+            sent_arguments = "".join(c.function.arguments or "" for c in calls if c.function)
+            refusal = "".join(d.refusal or "" for d in deltas)
+        else:
+            reply = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[user("send the note")]
+            )
+            assert reply.choices[0].message.tool_calls is not None
+            whole_call = reply.choices[0].message.tool_calls[0]
+            assert isinstance(whole_call, ChatCompletionMessageFunctionToolCall)
+            sent_arguments = whole_call.function.arguments
+            refusal = reply.choices[0].message.refusal or ""
+    sent = json.loads(sent_arguments)
     assert sent == {"to": "ops", "body": "use [REDACTED:OPENAI_KEY] for now", "retries": 3}
-    assert message.refusal == "I won't charge [REDACTED:CREDIT_CARD]."
+    assert refusal == "I won't charge [REDACTED:CREDIT_CARD]."
     counted = await findings(sidecar)
     assert counted[("output", "OPENAI_KEY", "redact")] == 1
     assert counted[("output", "CREDIT_CARD", "redact")] == 1

@@ -196,8 +196,15 @@ def test_block_raises_as_soon_as_the_finding_is_certain() -> None:
 # --- OpenAI streams through the relay --------------------------------------------------------
 
 
-def chat_chunk(content: str | None = None, *, index: int = 0, finish: str | None = None) -> bytes:
-    delta = {} if content is None else {"content": content}
+def chat_chunk(
+    content: str | None = None,
+    *,
+    index: int = 0,
+    finish: str | None = None,
+    delta: dict[str, Any] | None = None,
+) -> bytes:
+    if delta is None:
+        delta = {} if content is None else {"content": content}
     choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
     obj = {
         "id": "c1",
@@ -418,6 +425,136 @@ async def test_a_responses_stream_without_done_events_keeps_its_held_tail_in_pla
     assert final["response"]["output"][0]["content"][0]["text"] == text
 
 
+# --- tool and function call arguments ---------------------------------------------------------
+
+ARGUMENTS = orjson.dumps({"to": "ana@example.org", "note": f"use {OPENAI}", "n": 3}).decode()
+REDACTED_ARGUMENTS = {"to": marker("EMAIL"), "note": redact(f"use {OPENAI}", "redact").text, "n": 3}
+
+
+def call_deltas(arguments: str, number: int = 0, name: str = "send") -> list[bytes]:
+    """A chat tool call: its opening (id, name), then its arguments in 6-character deltas."""
+    opening = {"index": number, "id": f"call_{number}", "type": "function"}
+    opening["function"] = {"name": name, "arguments": ""}
+    return [chat_chunk(delta={"role": "assistant", "tool_calls": [opening]})] + [
+        chat_chunk(delta={"tool_calls": [{"index": number, "function": {"arguments": p}}]})
+        for p in pieces(arguments, 6)
+    ]
+
+
+def assembled(events: list[bytes]) -> dict[str, Any]:
+    assembler = ChatAssembler()
+    for event in events:
+        for obj in _all_json(event):
+            assembler.add(obj)
+    answer = assembler.completion(None)
+    assert answer is not None
+    return answer
+
+
+async def test_tool_call_arguments_are_held_whole_and_redacted_as_json() -> None:
+    """The arguments go out once, with the finish chunk, redacted value by value (so they still
+    parse); the call's id and name are not held; no piece of the key is ever sent."""
+    events = [*call_deltas(ARGUMENTS), chat_chunk(finish="tool_calls"), DONE]
+    out, ends = await relayed(events, RedactingObserver("redact"))
+    call = assembled(out)["choices"][0]["message"]["tool_calls"][0]
+    assert (call["id"], call["function"]["name"]) == ("call_0", "send")
+    assert orjson.loads(call["function"]["arguments"]) == REDACTED_ARGUMENTS
+    finish = event_json(next(e for e in out if b'"finish_reason":"tool_calls"' in e)) or {}
+    sent = finish["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+    assert sent == call["function"]["arguments"]
+    assert not any(OPENAI[10:30].encode() in e or b"ana@" in e for e in out)
+    assert ends.ends[0].reason is EndReason.COMPLETED
+
+
+def sent_arguments(events: list[bytes]) -> dict[int | None, Any]:
+    """The arguments a client reads from a chat stream, parsed, per tool call index (None for a
+    legacy function call)."""
+    texts: dict[int | None, str] = {}
+    for delta in (c["delta"] for e in events for o in _all_json(e) for c in o["choices"]):
+        for call in delta.get("tool_calls") or ():
+            texts[call["index"]] = texts.get(call["index"], "") + call["function"]["arguments"]
+        if function := delta.get("function_call"):
+            texts[None] = texts.get(None, "") + function.get("arguments", "")
+    return {number: orjson.loads(text) for number, text in texts.items()}
+
+
+async def test_calls_left_open_go_out_before_done_each_to_its_own_call() -> None:
+    """Two tool calls and a legacy function call, no finish chunk: all arguments are sent,
+    each redacted on its own, before [DONE]."""
+    second = orjson.dumps({"card": "5555 5555 5555 4444"}).decode()
+    legacy = {"function_call": {"name": "old", "arguments": '{"ip": "203.0.113.9"}'}}
+    events = [*call_deltas(ARGUMENTS), *call_deltas(second, 1, "pay"), chat_chunk(delta=legacy)]
+    out, _ = await relayed([*events, DONE], RedactingObserver("redact"))
+    assert out[-1] == DONE
+    assert sent_arguments(out) == {
+        0: REDACTED_ARGUMENTS,
+        1: {"card": marker("CREDIT_CARD")},
+        None: {"ip": marker("IP_ADDRESS")},
+    }
+
+
+async def test_a_streamed_refusal_is_redacted_apart_from_the_content() -> None:
+    refusal = "I won't charge 5555 5555 5555 4444 or mail ana@example.org."
+    events = [chat_chunk(delta={"refusal": p}) for p in pieces(refusal, 5)]
+    out, _ = await relayed([*events, chat_chunk(finish="stop"), DONE], RedactingObserver("redact"))
+    message = assembled(out)["choices"][0]["message"]
+    assert message["refusal"] == redact(refusal, "redact").text
+    assert not message.get("content")
+
+
+async def test_a_blocked_type_in_call_arguments_stops_the_stream_by_policy() -> None:
+    events = [*call_deltas(ARGUMENTS), chat_chunk(finish="tool_calls"), DONE]
+    observer = RedactingObserver({"EMAIL": "block", "*": "redact"})
+    out, ends = await relayed(events, observer)
+    assert (event_json(out[-1]) or {})["error"]["reason"] == "sensitive_output"
+    assert not any(b"ana@" in e for e in out)
+    assert ends.ends[0].reason is EndReason.POLICY
+    assert {(f.type, f.where) for f in observer.findings} >= {
+        ("EMAIL", "choices[0].delta.tool_calls[0].function.arguments.to")
+    }
+
+
+def responses_call_stream(arguments: str) -> list[bytes]:
+    """A Responses API stream whose one function call's arguments arrive in several deltas."""
+    item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "send"}
+    item |= {"arguments": arguments, "status": "completed"}
+    response = {
+        **{"id": "resp_1", "object": "response", "created_at": 1, "model": "m"},
+        **{"status": "completed", "output": [item], "usage": None},
+    }
+    events = []
+    for event in responses_events(response):
+        obj = event_json(event) or {}
+        if obj.get("type") != "response.function_call_arguments.delta":
+            events.append(event)
+            continue
+        for piece in pieces(arguments, 6):
+            delta = {**obj, "delta": piece}
+            events.append(
+                b"event: response.function_call_arguments.delta\ndata: "
+                + orjson.dumps(delta)
+                + b"\n\n"
+            )
+    return events
+
+
+async def test_a_responses_function_call_is_redacted_in_its_delta_and_its_final_texts() -> None:
+    out, _ = await relayed(
+        responses_call_stream(ARGUMENTS), RedactingObserver("redact"), path="responses"
+    )
+    objs = [obj for e in out for obj in _all_json(e)]
+    deltas = [o for o in objs if o.get("type") == "response.function_call_arguments.delta"]
+    assert len(deltas) == 1
+    assert deltas[0]["item_id"] == "fc_1"
+    assert orjson.loads(deltas[0]["delta"]) == REDACTED_ARGUMENTS
+    done = next(o for o in objs if o.get("type") == "response.function_call_arguments.done")
+    item = next(o for o in objs if o.get("type") == "response.output_item.done")["item"]
+    final = next(o for o in objs if o.get("type") == "response.completed")["response"]
+    assert done["arguments"] == item["arguments"] == final["output"][0]["arguments"]
+    assert done["arguments"] == deltas[0]["delta"]
+    assert not any(OPENAI[10:30].encode() in e or b"ana@" in e for e in out)
+
+
 def _all_json(event: bytes) -> list[dict[str, Any]]:
     """Every data object in a chunk that may hold more than one event."""
     return [orjson.loads(line[5:]) for line in event.splitlines() if line.startswith(b"data: {")]
@@ -462,6 +599,33 @@ async def test_the_sdk_reads_a_redacted_responses_stream(aiohttp_server: ServerF
         deltas = [e.delta async for e in events if e.type == "response.output_text.delta"]
         final = await events.get_final_response()
     assert "".join(deltas) == final.output_text == redact(text, "redact").text
+
+
+async def test_the_sdk_reads_redacted_tool_call_streams(aiohttp_server: ServerFactory) -> None:
+    chat = [*call_deltas(ARGUMENTS), chat_chunk(finish="tool_calls"), DONE]
+    chat_server = await aiohttp_server(relaying_app(chat, "chat/completions"))
+    responses_server = await aiohttp_server(
+        relaying_app(responses_call_stream(ARGUMENTS), "responses")
+    )
+    async with openai.AsyncOpenAI(
+        base_url=str(chat_server.make_url("/v1")), api_key=APP_KEY, max_retries=0
+    ) as client:
+        chunks = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        calls = [c.choices[0].delta.tool_calls or [] async for c in chunks if c.choices]
+    arguments = "".join(
+        call.function.arguments or "" for cs in calls for call in cs if call.function
+    )
+    assert orjson.loads(arguments) == REDACTED_ARGUMENTS
+    client = openai.AsyncOpenAI(
+        base_url=str(responses_server.make_url("/v1")), api_key=APP_KEY, max_retries=0
+    )
+    async with client, client.responses.stream(model="m", input="hi") as events:
+        final = await events.get_final_response()
+    call = final.output[0]
+    assert call.type == "function_call"
+    assert orjson.loads(call.arguments) == REDACTED_ARGUMENTS
 
 
 # --- whole answers ----------------------------------------------------------------------------
