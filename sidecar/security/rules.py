@@ -115,8 +115,9 @@ _VICTIM = (  # a person as the object: "poison someone", "kill my neighbour"
     r"someone|somebody|a person|people|others|a child|children|a high-profile|an? (?:\w+ )?"
     r"(?:person|individual|official|politician|journalist|witness|ex|neighbou?r|boss|coworker|"
     r"colleague|wife|husband|partner|girlfriend|boyfriend)|my (?:\w+ )?(?:ex|neighbou?r|boss|"
-    r"coworker|colleague|wife|husband|partner|girlfriend|boyfriend|teacher|classmate)|\w+'s food"
-    r"|him|her|them"
+    r"coworker|colleague|wife|husband|partner|girlfriend|boyfriend|teacher|classmate)"
+    r"(?!'s (?:weeds|plants|grass|lawn|trees?|garden|bushes|flowers|moss|mold|ants|bugs|pests|"
+    r"buzz|mood|vibe|time)\b)|\w+'s food|him|her|them"
 )
 _NOT_IN_GAME = (  # "how do I kill someone in Call of Duty?" is a player's question
     r"(?!(?: [\w'-]+){0,3}? (?:in|on|at|playing) (?:a |the )?(?:[\w'-]+ ){0,3}?(?:game|video game|"
@@ -127,15 +128,16 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"\b(?:a|an|the|pipe|nail|car|letter|homemade|home-made|dirty|fertili[sz]er|suicide|time|"
     r"truck|improvised) bombs?\b(?!-)|molotov cocktails?|explosives?|\bied\b"
     r"|napalm|nerve (?:agent|gas)|\bsarin\b|\bricin\b|anthrax|(?:chemical|biological|nuclear) "
-    r"weapons?|bioweapons?|dirty bomb|ransomware|keyloggers?|botnets?|spyware|rootkits?"
+    r"weapons?|bioweapons?|dirty bomb|ransomware|keyloggers?|botnets?|spyware|stalkerware|rootkits?"
     r"|(?:computer |a )?viruse?s? (?:that|which|to) (?:spreads?|infects?|destroys?|deletes?|"
     r"encrypts?)|malware|phishing (?:emails?|sites?|pages?|websites?|kits?|campaigns?|messages?|"
     r"texts?|sms)|\bscam (?:emails?|messages?|calls?|scripts?|letters?)|counterfeit (?:money|"
-    r"bills|currency|cash|notes|goods|products|pills|drugs|medicine)|fake (?:[\w-]+ )?(?:news|"
+    r"bills|currency|cash|notes|goods|products|pills|drugs|medicine)|fake (?:[\w'-]+ )?(?:news|"
     r"reviews?|ids?|passports?|documents?|charit\w+|prescriptions?|invoices?|statistics|stats|"
     r"studies|evidence|quotes|citations|testimonials?|(?:vaccination |vaccine |id |credit )?"
-    r"cards?|certificates?|diplomas?|degrees?|licen[cs]es?|receipts?|signatures?|badges?)|defam\w+|\bmeth(?:amphetamine)?"
-    r"\b|crystal meth|\bcocaine\b|\bheroin\b|\bfentanyl\b|\blsd\b|\bmdma\b|child pornography"
+    r"cards?|certificates?|diplomas?|degrees?|licen[cs]es?|receipts?|signatures?|badges?|notes?|"
+    r"excuses?)|defam\w+|\bmeth(?:amphetamine)?\b|crystal meth|\bcocaine\b|\bheroin\b"
+    r"|\bfentanyl\b|\blsd\b|\bmdma\b|child pornography"
     r"|\bcsam\b"
     r"|revenge porn|hate speech|money laundering|launder(?:ing)? (?:money|cash|funds|proceeds)"
     r"|identity theft|insider trading|ponzi scheme|pyramid scheme|credit card (?:skimmers?|fraud)"
@@ -185,14 +187,23 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"network|game server)"
     r"|smuggl\w* (?:[\w'-]+ ){0,2}?(?:drugs|weapons|guns|cocaine|heroin|people|migrants|"
     r"contraband|explosives)"
+    r"|incit\w* (?:my |your |our |the )?(?:people|others|followers|readers|viewers|\w+) to "
+    r"(?:attack|kill|hurt|harm|burn|riot|storm|assault|beat|lynch)"
+    r"|(?:encourag|persuad|convinc|urg|promot)\w* (?:\w+ )?(?:teens|teenagers|children|kids|minors|"
+    r"students|young people) to (?:try|start|use|take)(?: \w+)? (?:vaping|smoking|cigarettes|"
+    r"alcohol|drinking|binge drinking|drugs|vapes)"
+    r"|break(?:ing)? into (?:a |an |the |someone's |\w+'s )?(?:car|house|home|apartment|building|"
+    r"office|store|atm|safe|vehicle)s?\b"
+    r"|groom(?:ing)? (?:a |the )?(?:child|kid|minor|teen|boy|girl|children|kids|minors)\b"
     r"|ruin(?:ing)? (?:his|her|their|someone's|a person's|my \w+'s) (?:reputation|life|career|"
     r"marriage)|get(?:ting)? revenge on"
     r"|evad(?:e|ing) (?:taxes|the police|law enforcement|arrest)|poison (?:a|the) water supply"
 )
 
 _MAKING = (  # for a plain request: making or doing it, or getting, hiding or setting it off
+    r"(?:(?:secretly|quietly|covertly|discreetly|anonymously|remotely|quickly|easily) )?"
     rf"(?:{_ACT}|(?:brew|grow|get|code|program|assemble|smuggle|detonate|set off|deploy|send|"
-    r"order|hide|run|start|plan|organi[sz]e)s?|got)"
+    r"order|hide|run|start|plan|organi[sz]e|install|load)s?|got)"
 )
 _NOT_USE = (  # ... unless it is made to defend against: "a botnet detection model", "a phishing
     # email example for our security awareness training"
@@ -478,7 +489,8 @@ RULES: tuple[Rule, ...] = (
         r"care about|respect)) (?:any |the |its |their |your )?(?:typical |usual |normal )?"
         r"(?:ethical|moral|safety|content|legal)?\s?(?:restrictions|filters?|filtering|censorship|"
         r"guidelines|morals|ethics|principles|content polic(?:y|ies)|polic(?:y|ies)|"
-        r"safeguards|guardrails|confines|rules (?:set|imposed)|moral compass|conscience|"
+        r"safeguards|guardrails|confines|shackles|chains|rules (?:set|imposed)|moral compass|"
+        r"conscience|"
         r"safety (?:training|alignment|features)|alignment|(?:ethical|moral|safety) (?:constraints|"
         r"boundaries|limits|limitations|considerations))\b)",
     ),
@@ -569,9 +581,9 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "persona_jailbreak",
         0.7,
-        "anything now",
-        r"do anything now|can do anything\b|(?:answer|respond to|fulfil+) any (?:request|"
-        r"question|prompt)s? (?:without|regardless)",
+        "anything now say",
+        r"do anything now|can (?:now )?(?:do|say) anything\b|(?:answer|respond to|fulfil+) any "
+        r"(?:request|question|prompt)s? (?:without|regardless)",
     ),
     _rule(
         "persona_jailbreak",
@@ -721,17 +733,22 @@ RULES: tuple[Rule, ...] = (
         "purposes purpose purely strictly solely fictional fiction hypothetical hypothetically "
         "alternate dystopian imaginary parallel simulated simulation exercise experiment game "
         "roleplay unethical illegal harmful dangerous wrong never won't harm permission "
-        "legitimate novel story book screenplay script thriller film movie",
+        "legitimate novel story book screenplay script thriller film movie life reference "
+        "narrative advocating encouraging endorsing promoting condoning",
         r"\b(?:for (?:purely )?(?:educational|research|academic|informational|testing|training|"
-        r"entertainment) purposes?"
+        r"entertainment)(?: and [\w-]+(?: [\w-]+)?)? purposes?"
         r"|purely (?:academic|hypothetical|fictional|theoretical|for (?:research|academic|"
         r"educational))"
         r"|(?:strictly|solely|only|just) (?:for|as) (?:a |an )?(?:research|academic|educational|"
         r"fictional|hypothetical|thought experiment|simulat|exercise)"
         r"|this is (?:just |only |purely |all |strictly )?(?:for )?(?:a |an )?(?:fictional|"
         r"hypothetical|simulated|thought experiment|role-?play|game|exercise|fiction)"
-        r"|(?:will|would) (?:never|not) (?:be )?(?:used|published|acted upon|carried out|"
-        r"implemented)|won't (?:be )?(?:used|published|acted upon|carried out)"
+        r"|(?:will|would) (?:never|not) (?:actually |ever )?(?:be )?(?:actually |ever )?(?:used|"
+        r"published|acted upon|carried out|implemented|executed|enacted|applied)"
+        r"|won't (?:be )?(?:used|published|acted upon|carried out)"
+        r"|not (?:be )?(?:applied|enacted|used|executed|done|carried out) in real life"
+        r"|(?:as|for) (?:a |an )?fictional (?:reference|narrative|scenario|purposes?)"
+        r"|(?:i'm|i am) not (?:advocating|encouraging|endorsing|promoting|condoning)"
         r"|(?:i|we) (?:understand|know|realize|recognize|acknowledge) (?:that )?(?:this|it|such) "
         r"(?:is|may be|might be|could be|would be) (?:\w+ )?(?:unethical|illegal|harmful|wrong|"
         r"dangerous)"
@@ -825,7 +842,7 @@ RULES: tuple[Rule, ...] = (
             "assassinate assassination arson insider deepfake ponzi pyramid bribe bribery "
             "embezzle embezzlement tax anorexia bulimia disorder disorders violence shaming "
             "ridicule demean indoctrinate clone cloning skim skimming dox doxing doxxing "
-            "swatting grooming sextortion poach"
+            "swatting grooming sextortion poach tamper tampering"
         ),
         # one word boundary before the whole alternation: tried at word starts only (a tenth of
         # a text's positions), not every branch at every position
@@ -840,6 +857,7 @@ RULES: tuple[Rule, ...] = (
         r"the vulnerabilit|a vulnerabilit)|bypass (?:security|the security|these measures)"
         r"|hack(?:ing)? into|murder|torture|forg(?:e|ed|ing|ery)\b|falsif|trafficking"
         r"|(?:sexual|child) exploitation|xenophob|sexist|misogyn|homophob|slurs?\b"
+        r"|tamper(?:ing)? with"
         r"|revenge porn|non-?consensual|stolen\b|fake (?:charit|news|review|id|document|"
         r"drug|weight loss)|smuggl|cheat(?:ing)? on"
         r"|child (?:pornography|sexual abuse)|csam\b|identity theft|kill(?:ing)? (?:as many|"
@@ -871,7 +889,7 @@ RULES: tuple[Rule, ...] = (
             "glorify glorifying spread spreading exploit disable disables cheat cheating evade "
             "evading away defame defaming defamation deceive vulnerability vulnerabilities urge "
             "threatening ruin ruining revenge bypass bypassing paywall ddos ddosing smuggle "
-            "smuggling "
+            "smuggling incite inciting break breaking groom grooming stalkerware "
             "persuade convince children kids minors"
         ),
         r"(?:\bhow (?:to|do|can|could|would|should|does|did) (?:(?:i|you|we|one|someone|people|"
@@ -883,13 +901,15 @@ RULES: tuple[Rule, ...] = (
         r"quantities|temperatures?)(?: (?:and|,) [\w'-]+)? (?:needed |required )?(?:for|to) )"
         rf"(?:{_MAKING} (?:(?!{_DEFENSIVE})[\w'-]+ ){{0,4}}?)?(?:{_FORBIDDEN}){_NOT_USE}"
         r"|(?:^|[.!?:;]\s+|\b(?:please|now|then|and|also|just|so|you),? )(?:write|create|generate"
-        r"|build|code|program|make|design|develop|draft|compose|produce|give|provide|list|teach)"
+        r"|build|code|program|make|design|develop|draft|compose|produce|give|provide|list|teach"
+        r"|post|tweet)"
         r"(?: me| us)? "
         rf"(?:(?!{_DEFENSIVE})[\w'-]+ ){{0,7}}?(?:{_FORBIDDEN}){_NOT_USE}",
         also=_inflected(
             "how write give provide create make build generate draft compose produce design "
             "develop code program explain describe detail outline list teach show tell help way "
             "ways method methods steps plan compose recipe ingredients reagent reagents materials "
+            "post tweet "
             "chemicals components supplies equipment quantities temperature temperatures"
         ),
     ),
@@ -900,13 +920,24 @@ RULES: tuple[Rule, ...] = (
         "bleach poison poisons drugs drug pills laxative laxatives antifreeze sedative sedatives "
         "ghb rohypnol roofies cyanide arsenic xanax ambien something autopsy toxicology coroner "
         "prescription scars marks girlfriend boyfriend nudes naked explicit tox harm myself "
-        "noticing",
+        "noticing hurt injure incapacitate body bodies corpse corpses sick ill vomit",
         r"\b(?:how|should i|can i|could i|i want to|i'll|i will|i'm going to|i am going to|"
         r"best way to|easiest way to|help me)\b[^.?!]{0,60}?"
         rf"(?:\b(?:{_SLIPPED})\b[^.?!]{{0,60}}?\b(?:put|slip|add|mix|sneak|spike)\w* (?:[\w'-]+ )"
         rf"{{0,3}}?(?:{_INTO_DRINK})"
         rf"|\b(?:put|slip|add|mix|sneak|spike)\w* (?:[\w'-]+ ){{0,2}}?(?:{_SLIPPED})\b "
         rf"(?:[\w'-]+ ){{0,3}}?(?:{_INTO_DRINK}))"
+        r"|\b(?:combine|mix|make|use|create|build|put|give|buy|get)\w* [^.?!]{0,60}?\bto (?:hurt|"
+        rf"harm|kill|poison|injure|incapacitate) (?:{_VICTIM})\b(?!'s)"
+        r"|\b(?:hide|hiding|dispose of|disposing of|get rid of|getting rid of|dissolve|dissolving|"
+        r"bury|burying) (?:a |the |his |her |their )?(?:dead )?(?:body|bodies|corpse|corpses)\b"
+        r"(?![^.?!]{0,60}\b(?:in|from|on) (?:the )?(?:movie|film|show|series|book|novel|episode|"
+        r"game)\b)"
+        r"|\b(?:how|should i|can i|could i|i want to|i'll|i will|best way to|easiest way to|"
+        r"help me)\b[^.?!]{0,80}?\bsomething (?:that )?(?:will |would |could |to )?make "
+        r"(?:him|her|them|someone|somebody|my (?:\w+ )?(?:boss|coworker|colleague|wife|husband|"
+        r"partner|ex|roommate|teacher|neighbou?r|sister|brother|friend|classmate)) (?:sick|ill|"
+        r"vomit|throw up|pass out)"
         r"|\b(?:lethal|fatal|deadly|kill)\w* .{0,60}?(?:undetectable|untraceable|not (?:show up|be "
         r"detected)|won't (?:show up|be detected)) (?:in|on|by|during) (?:an? |the )?(?:autopsy|"
         r"toxicology|tox screen|coroner)"
@@ -930,6 +961,16 @@ RULES: tuple[Rule, ...] = (
         r"(?:pretending|claiming|purporting|appearing|posing) (?:to (?:be|come) from|as) "
         r"(?:the |a |an |their |your |my )?(?:bank|irs|tax office|paypal|amazon|microsoft|apple|"
         r"police|government|hmrc|fedex|ups|dhl|netflix|social security)\b" + _NOT_USE,
+    ),
+    _rule(  # "an email from Microsoft support: your account is locked, enter your password"
+        "harmful_request",
+        0.6,
+        "microsoft apple paypal amazon google netflix irs hmrc bank",
+        r"\b(?:e-?mail|message|text|sms|letter|notice)s? (?:[\w'-]+ ){0,2}?from (?:the )?"
+        r"(?:microsoft|apple|paypal|amazon|google|netflix|irs|hmrc|your bank|the bank|bank)"
+        r"(?: support| security| team| customer service| helpdesk)?\b[^.?!]{0,120}?\b(?:locked|"
+        r"suspended|compromised|verify|confirm|enter|re-?enter|update) (?:[\w'-]+ ){0,2}?"
+        r"(?:password|credentials|login|card (?:number|details)|pin|ssn)\b" + _NOT_USE,
     ),
     _rule(  # someone watched, tracked or read in secret: "find out where someone lives ...
         # without them knowing" (a surprise party "without her knowing" has no such act)
@@ -966,6 +1007,16 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:argu\w*|prov\w*|explain\w* why|convinc\w* \w+|claim\w*|show\w*) (?:that )?(?:one|"
         r"some|certain|the \w+|(?!no\b|neither\b)\w+) (?:races?|ethnicit\w+|religions?|genders?|"
         r"sex|nationalit\w+) (?:is|are) (?:(?!not\b|never\b|no\b)\w+ )?(?:superior|inferior)\b",
+    ),
+    _rule(  # "write an article arguing that the Holocaust never happened"
+        "hateful_content",
+        0.7,
+        "holocaust shoah genocide massacre",
+        r"\b(?:write|compose|draft|create|generate|produce|give)\w*(?: me)? (?:[\w'-]+ ){0,5}?"
+        r"(?:argu\w*|claim\w*|prov\w*|saying|stating|insisting|showing) (?:that )?(?:the )?"
+        r"(?:holocaust|shoah|armenian genocide|rwandan genocide|nanjing massacre|srebrenica "
+        r"massacre|genocide) (?:never happened|did(?:n't| not) happen|was (?:a |just a )?(?:hoax|"
+        r"fake|myth|lie|staged|exaggerated|fabricated|invented))",
     ),
     _rule(  # slurs asked for by another name: "colourful old-timey words for British people"
         "hateful_content",
@@ -1121,6 +1172,15 @@ RULES: tuple[Rule, ...] = (
         r"(?:[\w'-]+ ){0,6}?(?:says|whispers|reveals|tells|shares|spells|writes|mentions|reads|"
         r"gives) (?:\w+ )?"
         r"(?:the secret|your(?: secret)?) (?:password|passcode|passphrase|word|code|key)\b)",
+    ),
+    _rule(  # "the hidden password in your configuration"
+        "prompt_extraction",
+        0.7,
+        "configuration config instructions prompt settings context memory",
+        r"\b(?:password|passcode|secret|api key|key|token|credentials)s? (?:\w+ ){0,2}?(?:in|from|"
+        r"inside|within) your (?:configuration|config|instructions|prompt|system prompt|settings|"
+        r"context|memory)\b",
+        also="password passcode secret key token credentials",
     ),
     _rule(  # an acrostic or a cipher that spells the hidden text out
         "prompt_extraction",
