@@ -77,7 +77,7 @@ _ACT = (  # making or doing, inflected
     r"(?:mak(?:e|es|ing)|made|build\w*|built|creat\w*|writ(?:e|es|ing|ten)|wrote|draft\w*"
     r"|design\w*|develop\w*|produc\w*|synthesi[sz]\w*|manufactur\w*|cook(?:s|ed|ing)?"
     r"|commit\w*|carr(?:y|ied|ies|ying) out|execut\w*|launch\w*|spread\w*|distribut\w*"
-    r"|us(?:e|es|ed|ing)|hack\w*|steal\w*|stole|obtain\w*|buy(?:s|ing)?|bought|acquir\w*"
+    r"|us(?:e|es|ed|ing)|hack(?:s|ed|ing)?\b|steal\w*|stole|obtain\w*|buy(?:s|ing)?|bought|acquir\w*"
     r"|forg(?:e|es|ed|ing)|plant(?:s|ed|ing)?|sell(?:s|ing)?|sold|generat\w*|compos\w*"
     r"|craft\w*|post(?:s|ed|ing)?|promot\w*|glorif\w*|encourag\w*)"
 )
@@ -193,7 +193,8 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"students|young people) to (?:try|start|use|take)(?: \w+)? (?:vaping|smoking|cigarettes|"
     r"alcohol|drinking|binge drinking|drugs|vapes)"
     r"|break(?:ing)? into (?:a |an |the |someone's |\w+'s )?(?:car|house|home|apartment|building|"
-    r"office|store|atm|safe|vehicle)s?\b"
+    r"office|store|atm|safe|vehicle)s?\b(?!-| (?:wi-?fi|network|router|computer|security|"
+    r"assistant|automation))"
     r"|groom(?:ing)? (?:a |the )?(?:child|kid|minor|teen|boy|girl|children|kids|minors)\b"
     r"|ruin(?:ing)? (?:his|her|their|someone's|a person's|my \w+'s) (?:reputation|life|career|"
     r"marriage)|get(?:ting)? revenge on"
@@ -934,7 +935,8 @@ RULES: tuple[Rule, ...] = (
         r"(?![^.?!]{0,60}\b(?:in|from|on) (?:the )?(?:movie|film|show|series|book|novel|episode|"
         r"game)\b)"
         r"|\b(?:how|should i|can i|could i|i want to|i'll|i will|best way to|easiest way to|"
-        r"help me)\b[^.?!]{0,80}?\bsomething (?:that )?(?:will |would |could |to )?make "
+        r"help me)\b[^.?!]{0,80}?\b(?:with|put|slip|add|give|use|feed|spike|mix|sneak|into|in)\w*"
+        r"(?: \w+){0,3}? something (?:that )?(?:will |would |could |to )?make "
         r"(?:him|her|them|someone|somebody|my (?:\w+ )?(?:boss|coworker|colleague|wife|husband|"
         r"partner|ex|roommate|teacher|neighbou?r|sister|brother|friend|classmate)) (?:sick|ill|"
         r"vomit|throw up|pass out)"
@@ -957,10 +959,12 @@ RULES: tuple[Rule, ...] = (
         "harmful_request",
         0.6,
         "pretending claiming purporting appearing posing",
-        r"\b(?:message|text|e-?mail|sms|letter|call|script|website|page|site)s? (?:[\w'-]+ ){0,2}?"
-        r"(?:pretending|claiming|purporting|appearing|posing) (?:to (?:be|come) from|as) "
-        r"(?:the |a |an |their |your |my )?(?:bank|irs|tax office|paypal|amazon|microsoft|apple|"
-        r"police|government|hmrc|fedex|ups|dhl|netflix|social security)\b" + _NOT_USE,
+        r"\b(?:write|draft|create|compose|generate|make|craft|send|give|need|want)\w*(?: me| us)? "
+        r"(?:[\w'-]+ ){0,4}?(?:message|text|e-?mail|sms|letter|call|script|website|page|site)s? "
+        r"(?:[\w'-]+ ){0,2}?(?:pretending|claiming|purporting|appearing|posing) (?:to (?:be|come) "
+        r"from|as) (?:the |a |an |their |your |my )?(?:bank|irs|tax office|paypal|amazon|"
+        r"microsoft|apple|police|government|hmrc|fedex|ups|dhl|netflix|social security)\b"
+        + _NOT_USE,
     ),
     _rule(  # "an email from Microsoft support: your account is locked, enter your password"
         "harmful_request",
