@@ -10,7 +10,8 @@
         ▼  JobWorkers: per queue, jobs.queues.<priority>.concurrency at once
     JobRunner: the pipeline's handle → rate limits, budgets, cache, retries, telemetry
         ├─ 2xx            → completed; the result is the upstream's JSON answer
-        ├─ own rate limit → run again once the window has room (no attempt counted)
+        ├─ own rate limit, open circuit, resting provider (no upstream call made)
+        │                 → run again when the answer's retry_after_s says (no attempt counted)
         ├─ error no retry can fix (errors.KINDS: retry no — INVALID_INPUT, CONTEXT_LENGTH,
         │                   QUOTA_EXCEEDED, ...) → failed now, remaining attempts unused
         └─ other errors   → retried after backoff_ms, 2x, 4x, ... until attempts run out
@@ -335,6 +336,15 @@ def _failure(ex: Exchange, status: int, answer: dict[str, Any] | None) -> Except
     message = error.get("message") or f"HTTP {status}"
     if ex.limited_by is not None:  # the sidecar's own limit: room comes back by itself
         return JobDeferred(float(error.get("retry_after_s") or 1))
+    if (
+        code == ErrorCode.MODEL_UNAVAILABLE.value
+        and ex.attempts == 0
+        and error.get("retry_after_s")
+    ):
+        # Nothing was called: an open circuit, a resting provider or a shed request says when
+        # to come back. Waiting for it spends no attempt (the backoff would fail the job while
+        # the circuit is still open).
+        return JobDeferred(float(error["retry_after_s"]))
     if isinstance(code, str) and code in ErrorCode.__members__:
         return JobFailed(f"{code}: {message}", final=not KINDS[ErrorCode(code)].retry)
     # Not the sidecar's envelope (cannot happen on model endpoints): retry what a retry may fix.

@@ -161,6 +161,22 @@ async def test_the_sidecars_own_rate_limit_defers_a_job_without_using_an_attempt
     assert calls[1] - calls[0] >= 0.9  # the second waited for the window
 
 
+async def test_an_open_circuit_defers_a_job_instead_of_spending_its_attempts(
+    job_sidecar: JobSidecar, http: aiohttp.ClientSession, sim: Simulator
+) -> None:
+    """Normal priority: 2 attempts. The first fails and opens the circuit for 0.5 s; the second
+    finds it open (no upstream call) and waits for it instead of failing the job."""
+    breaker = {"consecutive_failures": 1, "open_s": 0.5}
+    jobs = JobsClient(http, await job_sidecar(resilience={"breaker": breaker}))
+    sim.script("gpt-4o-mini", [503])
+
+    job = await jobs.wait(await jobs.submit({"path": "chat/completions", "body": CHAT}))
+
+    assert (job["status"], job["attempts"]) == ("completed", 2), job
+    first, second = chat_calls(sim)
+    assert second - first >= 0.45  # the circuit's open period, not the 50 ms backoff
+
+
 async def test_queues_count_jobs_per_state_and_need_the_admin_token(
     job_sidecar: JobSidecar, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
