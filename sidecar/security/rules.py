@@ -396,7 +396,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "instruction_override",
-        0.3,
+        0.2,
         "now on forward",
         r"from now on,? (?:you (?:will|must|shall|are|should|have to|can)|respond|answer|act)",
     ),
@@ -612,15 +612,14 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "persona_jailbreak",
         0.55,
-        "never refuse decline reject apologize apologise warnings disclaimers caveats "
-        "refusals sorry words word phrases phrase terms",
+        "never refuse refuses decline declines reject refusals sorry words "
+        "word phrases phrase terms lectures lecture moralizing",
         r"\b(?:(?:never|don't|do not|must not|cannot|can't|will not|won't|shall not)(?: ever)? "
-        r"(?:refuse|decline|say no|apologi[sz]e|say (?:that )?(?:you|it) can(?:'t|not))\b"
+        r"(?:refuse|decline|say no|say (?:that )?(?:you|it) can(?:'t|not))\b"
         r"|(?:without|never (?:include|add|give)|don't (?:include|add|give)|do not (?:include|add|"
-        r"give)|no) (?:any )?(?:warnings?|disclaimers?|caveats?|refusals?|moral(?:izing)? "
-        r"(?:lectures?|notes?)|ethical (?:notes?|considerations|warnings?))\b"
+        r"give)|no) (?:any )?(?:refusals?|moral(?:izing)? (?:lectures?|notes?))\b"
         r"|(?:never|don't|do not) (?:say|write|respond with|start with) ['\"]?(?:i'm sorry|"
-        r"i am sorry|sorry|i can't|i cannot|as an ai)"
+        r"i am sorry|sorry|i can't|i cannot)"
         r"|(?:never|don't|do not|must not|cannot|can't|won't) (?:ever )?(?:say|use|write|include|"
         r"output) (?:the |any of the |these |those )?(?:words?|phrases?|terms?):? ['\"]?(?:cannot|"
         r"can't|unable|sorry|unfortunately|however|apologi[sz]e|as an ai|illegal|unethical)\b)",
@@ -649,7 +648,7 @@ RULES: tuple[Rule, ...] = (
         0.5,
         "sorry can't cannot unable assist ai",
         r"['\"](?:i'm sorry|i am sorry|i apologi[sz]e|i can't|i cannot|i'm unable|i am unable|"
-        r"as an ai|i'm not able|i won't)\b",
+        r"i'm not able|i won't)\b",
     ),
     _rule(
         "persona_jailbreak",
@@ -1390,8 +1389,11 @@ RULES: tuple[Rule, ...] = (
         "role_injection",
         0.5,
         "system developer admin administrator",
-        r"(?:^|\n|[>:.;\]] )\s*#*\s*(?:system|developer|admin|administrator)\s*(?:message|prompt|"
-        r"note|override|instructions?|update|access|command)?\s*:\s*(?!\d)",
+        r"(?:^|\n|[>:.;\]] )\s*#*\s*(?:system|developer|admin|administrator)\s*(?:(?:message|"
+        r"prompt|note|override|instructions?|update|access|command)\s*:\s*(?!\d)|:\s*(?:you|the "
+        r"(?:assistant|ai|model)|ignore|disregard|forget|new|from now|override|important|reveal|"
+        r"print|output|respond|reply|always|never|do not|don't|stop|assistant|ai|all|this|"
+        r"[a-z]+ mode))",
     ),
     _rule(
         "role_injection",
