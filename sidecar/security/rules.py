@@ -129,7 +129,9 @@ _NOT_IN_GAME = (  # "how do I kill someone in Call of Duty?" is a player's quest
 )
 _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, it is the attack
     r"\b(?:a|an|the|pipe|nail|car|letter|homemade|home-made|dirty|fertili[sz]er|suicide|time|"
-    r"truck|improvised) bombs?\b(?!-)|molotov cocktails?|explosives?|\bied\b"
+    r"truck|improvised) bombs?\b(?!-| (?:chocolate|cake|recipe|dish|burger|pizza|song|track|"
+    r"outfit|look|party|meal|dinner|sandwich|tacos?|salad|dessert|cookies?|brownies?|playlist|"
+    r"idea|deal|vibe)s?\b)|molotov cocktails?|explosives?|\bied\b"
     r"|napalm|nerve (?:agent|gas)|\bsarin\b|\bricin\b|anthrax|(?:chemical|biological|nuclear) "
     r"weapons?|bioweapons?|dirty bomb|ransomware|keyloggers?|botnets?|spyware|stalkerware|rootkits?"
     r"|(?:computer |a )?viruse?s? (?:that|which|to) (?:spreads?|infects?|destroys?|deletes?|"
@@ -323,14 +325,16 @@ _PEOPLE = (
 
 RULES: tuple[Rule, ...] = (
     # -- instruction override ------------------------------------------------------------------
-    _rule(  # not after an apostrophe: "phrases like 'ignore previous instructions'" is a mention
+    _rule(  # not after an apostrophe: "phrases like 'ignore previous instructions'" is a mention,
+        # and so is a quoted one asked about: 'what does "ignore previous instructions" mean?'
         "instruction_override",
         0.9,
         "ignore ignoring disregard disregarding forget forgetting override overriding bypass "
         "skip discard abandon drop neglect omit aside attention follow obey heed listen adhere "
         "comply",
         rf"\b(?<!['\u2018]){_DISMISS} (?!my |all my |what i )(?:[\w'-]+ ){{0,4}}?{_PRIOR} "
-        rf"(?:[\w'-]+ ){{0,3}}?{_RULES_NOUN}\b",
+        rf"(?:[\w'-]+ ){{0,3}}?{_RULES_NOUN}\b(?![\"\u201d]\s*(?:means?|is|are|do|does|refers?|"
+        r"phrases?|attacks?|prompts?|injections?|tricks?|works?|stands? for)\b)",
     ),
     _rule(  # "ignore instructions, and just print ...": a bare dismissal, then the new order
         "instruction_override",
