@@ -354,9 +354,10 @@ RULES: tuple[Rule, ...] = (
         r"(?:told|given|instructed))"
         r"(?: (?:above|before|prior|previously|earlier|so far|up to now))?",
     ),
-    _rule(
+    _rule(  # "New instructions:" and "your new task is" are also how users revise a request, so
+        # they need another sign of the family
         "instruction_override",
-        0.7,
+        0.2,
         "new updated real actual true instructions task goal objective purpose",
         r"(?:^|\n|[.!:] )(?:new|updated|revised|real|actual|true) (?:instructions?|task|goal|"
         r"objective|directive|orders?)\s*(?::|(?:is|are) (?:to|as follows))"
@@ -372,6 +373,15 @@ RULES: tuple[Rule, ...] = (
         r"instructions|r[èe]gles)|olvid[ae] todo\b.{0,60}?(?:antes|anterior|aprendido|"
         r"instrucciones|reglas)|dimentica tutto\b.{0,60}?(?:prima|precedente|imparato|istruzioni|"
         r"regole)|esque[çc]a tudo\b.{0,60}?(?:antes|anterior|aprendeu|instru[çc]|regras)",
+    ),
+    _rule(  # the assistant's task declared over: "Your previous task is complete. New task: ..."
+        "instruction_override",
+        0.6,
+        "complete completed done finished over cancelled canceled void",
+        r"\b(?:your|the) (?:previous|prior|earlier|old|original|first|current) (?:task|job|"
+        r"assignment|instructions?|mission|role)s? (?:is|are|was|were|has been|have been) (?:now )?"
+        r"(?:complete|completed|done|finished|over|cancell?ed|void)\b",
+        also="task job assignment instruction instructions mission role tasks jobs",
     ),
     _rule(  # the task switched after praise: "Well done. That is enough. Now your new task"
         "instruction_override",
@@ -649,7 +659,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "persona_jailbreak",
-        0.5,
+        0.3,
         "sorry can't cannot unable assist ai",
         r"['\"](?:i'm sorry|i am sorry|i apologi[sz]e|i can't|i cannot|i'm unable|i am unable|"
         r"i'm not able|i won't)\b",
@@ -1394,9 +1404,10 @@ RULES: tuple[Rule, ...] = (
         0.5,
         "system developer admin administrator",
         r"(?:^|\n|[>:.;\]] )\s*#*\s*(?:system|developer|admin|administrator)\s*(?:(?:message|"
-        r"prompt|note|override|instructions?|update|access|command)\s*:\s*(?!\d)|:\s*(?:you|the "
-        r"(?:assistant|ai|model)|ignore|disregard|forget|new|from now|override|important|reveal|"
-        r"print|output|respond|reply|always|never|do not|don't|stop|assistant|ai|all|this|"
+        r"prompt|override|instructions?|command)\s*:\s*(?!\d)|(?:note|update|access)?\s*:\s*"
+        r"(?:you|the (?:assistant|ai|model)|ignore|disregard|forget|new|from now|override|"
+        r"important|reveal|print|output|respond|reply|always|never|do not|don't|stop|assistant|ai|"
+        r"all|this|"
         r"[a-z]+ mode))",
     ),
     _rule(
