@@ -1410,18 +1410,19 @@ RULES: tuple[Rule, ...] = (
         r"all|this|"
         r"[a-z]+ mode))",
     ),
-    _rule(
+    _rule(  # a chat turn written into the text: also every pasted transcript, so it corroborates
         "role_injection",
-        0.45,
+        0.2,
         "user human assistant ai",
         r"\n\s*>?\s*(?:user|human|assistant|ai)\s*:\s*\S",
     ),
-    _rule(
+    _rule(  # ... but a transcript that ends on an open assistant turn, for the model to continue,
+        # or whose assistant turn is a slot ("Assistant: [salient summary]") is written to steer
         "role_injection",
-        0.4,
-        "user human assistant ai",
-        r"(?:^|\n)\s*(?:user|human|assistant|ai|model)\s*:.{1,400}?\n\s*(?:assistant|ai|model|"
-        r"user|human)\s*:",
+        0.45,
+        "user human assistant ai model",
+        r"(?:^|\n)\s*(?:user|human)\s*:.{1,400}?\n\s*(?:assistant|ai|model)\s*:\s*$"
+        r"|\n\s*>?\s*(?:assistant|ai|model)\s*:\s*[\[<{][^\]>}\n]{1,40}[\]>}]",
     ),
     _rule(
         "role_injection",
@@ -1648,6 +1649,13 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:output|print|cat|read|show|dump|display|give|send|list|return)\w*(?: me)? (?:the )?"
         r"(?:contents? of |content of )?(?:the )?(?:file )?(?:/etc/(?:passwd|shadow)|~?/\.ssh/\S*|"
         r"\S*id_rsa\b|\S*\.env\b|/proc/self/environ)",
+    ),
+    _rule(  # an echo command set up for a payload: "you should respond with exactly what follows"
+        "tool_abuse",
+        0.45,
+        "follows exactly",
+        r"\b(?:respond|reply|answer|output|print|return)\w* (?:back )?(?:with )?exactly "
+        r"(?:what|the text that|whatever) (?:follows|comes after)",
     ),
     _rule(
         "tool_abuse",
