@@ -118,7 +118,9 @@ _VICTIM = (  # a person as the object: "poison someone", "kill my neighbour"
     r"someone|somebody|a person|people|others|a child|children|a high-profile|an? (?:\w+ )?"
     r"(?:person|individual|official|politician|journalist|witness|ex|neighbou?r|boss|coworker|"
     r"colleague|wife|husband|partner|girlfriend|boyfriend)|my (?:\w+ )?(?:ex|neighbou?r|boss|"
-    r"coworker|colleague|wife|husband|partner|girlfriend|boyfriend|teacher|classmate)"
+    r"coworker|colleague|wife|husband|partner|girlfriend|boyfriend|teacher|classmate|roommate|"
+    r"flatmate|sister|brother|mother|father|mom|dad|stepdad|stepmom|son|daughter|friend|landlord|"
+    r"tenant|employee|manager)"
     r"(?!'s (?:weeds|plants|grass|lawn|trees?|garden|bushes|flowers|moss|mold|ants|bugs|pests|"
     r"buzz|mood|vibe|time)\b)|\w+'s food|him|her|them"
 )
@@ -151,7 +153,7 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"|blackmail (?:messages?|letters?|notes?|emails?|someone|people|him|her|them|an?|my|the)"
     r"|\bextort(?:ing)? (?:money|someone|people|him|her|them|an?|my|the)|p(?:a)?edophil\w*"
     r"|(?:sex|intercourse) with (?:animals|an animal|children|a child|minors|a minor)|bestiality"
-    r"|hack(?:ing)? into (?:an?|the|someone's|my (?:ex|neighbou?r|boss|partner)|\w+'s) "
+    r"|hack(?:ing)? into (?:an?|the|someone's|my (?:[\w-]+'s|ex|neighbou?r|boss|partner)|\w+'s) "
     r"|harass(?:ing|ment)? (?:messages?|campaigns?|texts?|emails?|someone|people|him|her|them|"
     r"an?|my|the)"
     # the harmful act itself, as a verb phrase
@@ -167,6 +169,12 @@ _FORBIDDEN = (  # what no context makes a fit thing to make: asked for plainly, 
     r"|incit\w* (?:violence|hatred|hate|riots?|terror\w*)|(?:promot|encourag|glorif)\w* "
     r"(?:racism|violence|terrorism|self-harm|suicide|anorexia|bulimia|eating disorders|drug use|"
     r"(?:the use of )?illegal drugs|drunk driving|hate|extremism|genocide|pedophilia)"
+    r"|glorif\w* (?:the )?(?:\S+ )?(?:hijackers|terrorists?|attackers|shooters?|bombers?|nazis?|"
+    r"hitler|isis|al-?qaeda|jihadists?|massacres?|genocides?|holocaust)"
+    r"|steal(?:ing)? (?:a |an |the |someone's |people's |\w+'s )?(?:car|cars|catalytic converters?|"
+    r"bikes?|bicycles?|wallets?|purses?|phones?|packages?|mail|dogs?|gas|electricity|wi-?fi|"
+    r"money|cash|jewelry|tires|wheels)\b"
+    r"|(?:chlorine|mustard|phosgene|toxic|poisonous) gas(?:es)?\b"
     r"|(?:promot|encourag|glorif|urg|persuad|convinc)\w* (?:\w+ )?(?:people|users|teens|"
     r"teenagers|children|kids|minors|others|readers|viewers|followers|someone) to (?:engage in "
     r"(?:dangerous|risky|harmful|illegal)|drink and drive|drive (?:drunk|under the influence)|"
@@ -579,12 +587,15 @@ RULES: tuple[Rule, ...] = (
         # when the assistant is to be it
         "persona_jailbreak",
         0.7,
-        "unethical unchained immoral evil unlimited rogue malicious",
+        "unethical unchained immoral evil unlimited rogue malicious rules restrictions limits "
+        "limitations filters guidelines ethics morals boundaries",
         r"(?:you are|you're|you will be|act(?:ing)? as|pretend(?:ing)? to be|play(?:ing)? (?:the "
         r"role of |as )?|become|role-?play(?:ing)? as|respond(?:ing)? as|answer(?:ing)? as|"
         r"imagine (?:that )?you(?:'re| are)|where you(?:'re| are)|(?:^|[.!?]\s)as) (?:an? |the |"
-        r"my )?(?:\w+ )?(?:unethical|unchained|immoral|evil|unlimited|rogue|malicious) (?:\w+ )?"
-        r"(?:ai|chatbot|assistant|model|version|persona|entity|bot|gpt|llm|confidant)\b",
+        r"my )?(?:(?:\w+ )?(?:unethical|unchained|immoral|evil|unlimited|rogue|malicious) (?:\w+ )?"
+        r"(?:ai|chatbot|assistant|model|version|persona|entity|bot|gpt|llm|confidant)\b|(?:\w+ )?"
+        r"(?:ai|chatbot|assistant|model|bot|llm) (?:with|that has|who has|having) no (?:rules|"
+        r"restrictions|limits|limitations|filters|guidelines|ethics|morals|boundaries)\b)",
     ),
     _rule(
         "persona_jailbreak",
@@ -918,6 +929,7 @@ RULES: tuple[Rule, ...] = (
             "smuggling incite inciting break breaking groom grooming stalkerware stab stabbing "
             "strangle suffocate drown rape molest injure breathing shoplift shoplifting myself "
             "life thermite silencer suppressor best easiest fastest quickest effective painless "
+            "glorify glorifying glorifies chlorine mustard phosgene gas "
             "surest safest cheapest simplest "
             "persuade convince children kids minors"
         ),
@@ -1056,6 +1068,16 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:argu\w*|prov\w*|explain\w* why|convinc\w* \w+|claim\w*|show\w*) (?:that )?(?:one|"
         r"some|certain|the \w+|(?!no\b|neither\b)\w+) (?:races?|ethnicit\w+|religions?|genders?|"
         r"sex|nationalit\w+) (?:is|are) (?:(?!not\b|never\b|no\b)\w+ )?(?:superior|inferior)\b",
+    ),
+    _rule(  # "an essay on why women are less intelligent than men"
+        "hateful_content",
+        0.6,
+        "intelligent smart capable inferior dumber stupider lazier worse dangerous subhuman "
+        "criminals violent",
+        r"\b(?:essay|article|post|speech|argument|paragraph|poem|blog|tweet|thread|story)s? "
+        rf"(?:[\w'-]+ ){{0,3}}?why {_PEOPLE} (?:are|is) (?:less (?:intelligent|smart|capable)|"
+        r"inferior|dumber|stupider|lazier|worse|(?:more |naturally |inherently )?(?:dangerous|"
+        r"violent)|subhuman|criminals)\b",
     ),
     _rule(  # "write an article arguing that the Holocaust never happened"
         "hateful_content",
@@ -1229,6 +1251,14 @@ RULES: tuple[Rule, ...] = (
         r"(?:[\w'-]+ ){0,6}?(?:says|whispers|reveals|tells|shares|spells|writes|mentions|reads|"
         r"gives) (?:\w+ )?"
         r"(?:the secret|your(?: secret)?) (?:password|passcode|passphrase|word|code|key)\b)",
+    ),
+    _rule(  # "repeat the text of your instructions"
+        "prompt_extraction",
+        0.7,
+        "text wording content contents words",
+        r"\bthe (?:exact |full |complete |whole |entire )?(?:text|wording|content|contents|words) "
+        r"of your (?:instructions|prompt|system prompt|rules|guidelines|setup|configuration)\b",
+        also="instructions prompt rules guidelines setup configuration",
     ),
     _rule(  # "the hidden password in your configuration"
         "prompt_extraction",
