@@ -369,6 +369,12 @@ def responses_stream(text: str) -> list[bytes]:
         "role": "assistant",
         "content": [part],
     }
+    return split_deltas(item, "response.output_text.delta", text, 5)
+
+
+def split_deltas(item: dict[str, Any], kind: str, text: str, size: int) -> list[bytes]:
+    """The Responses API stream of a response with one output ``item``, its ``kind`` delta
+    events (``text`` in ``size``-character pieces) instead of one."""
     response = {
         **{"id": "resp_1", "object": "response", "created_at": 1, "model": "m"},
         **{"status": "completed", "output": [item], "usage": None},
@@ -376,14 +382,12 @@ def responses_stream(text: str) -> list[bytes]:
     events = []
     for event in responses_events(response):
         obj = event_json(event) or {}
-        if obj.get("type") != "response.output_text.delta":
+        if obj.get("type") != kind:
             events.append(event)
             continue
-        for piece in pieces(text, 5):
+        for piece in pieces(text, size):
             delta = {**obj, "delta": piece}
-            events.append(
-                b"event: response.output_text.delta\ndata: " + orjson.dumps(delta) + b"\n\n"
-            )
+            events.append(f"event: {kind}\ndata: ".encode() + orjson.dumps(delta) + b"\n\n")
     return events
 
 
@@ -518,24 +522,7 @@ def responses_call_stream(arguments: str) -> list[bytes]:
     """A Responses API stream whose one function call's arguments arrive in several deltas."""
     item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "send"}
     item |= {"arguments": arguments, "status": "completed"}
-    response = {
-        **{"id": "resp_1", "object": "response", "created_at": 1, "model": "m"},
-        **{"status": "completed", "output": [item], "usage": None},
-    }
-    events = []
-    for event in responses_events(response):
-        obj = event_json(event) or {}
-        if obj.get("type") != "response.function_call_arguments.delta":
-            events.append(event)
-            continue
-        for piece in pieces(arguments, 6):
-            delta = {**obj, "delta": piece}
-            events.append(
-                b"event: response.function_call_arguments.delta\ndata: "
-                + orjson.dumps(delta)
-                + b"\n\n"
-            )
-    return events
+    return split_deltas(item, "response.function_call_arguments.delta", arguments, 6)
 
 
 async def test_a_responses_function_call_is_redacted_in_its_delta_and_its_final_texts() -> None:
