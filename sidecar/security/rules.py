@@ -268,6 +268,13 @@ def _plain_request(forbidden: str) -> str:
     )
 
 
+_REQUEST_WORDS = _inflected(  # the words a plain request is made of: one of them must be there
+    "how write give provide create make build generate draft compose produce design develop code "
+    "program explain describe detail outline list teach show tell help way ways method methods "
+    "steps plan recipe ingredients reagent reagents materials post tweet instructions guide "
+    "tutorial directions best easiest fastest quickest effective painless surest safest cheapest "
+    "simplest chemicals components supplies equipment quantities temperature temperatures"
+)
 _CODE_WORDS = (  # what makes "write ... the user's email" a programming task, not a disclosure
     r"(?:function|method|script|code|query|class|regex|program|test|validat|hash|store|sav|"
     r"check|pars|format|sanitiz|field|column|form|endpoint|handler|component|schema|model|sql|"
@@ -978,15 +985,7 @@ RULES: tuple[Rule, ...] = (
             "harassing harassment"
         ),
         _plain_request(_FORBIDDEN_THINGS),
-        also=_inflected(
-            "how write give provide create make build generate draft compose produce design "
-            "develop code program explain describe detail outline list teach show tell help way "
-            "ways method methods steps plan compose recipe ingredients reagent reagents materials "
-            "post tweet instructions guide tutorial directions best easiest fastest quickest "
-            "effective painless surest safest cheapest "
-            "simplest "
-            "chemicals components supplies equipment quantities temperature temperatures"
-        ),
+        also=_REQUEST_WORDS,
     ),
     _rule(  # "how to poison my neighbour", "commit tax fraud", "incite violence"
         "harmful_request",
@@ -1005,15 +1004,7 @@ RULES: tuple[Rule, ...] = (
             "poisonous"
         ),
         _plain_request(_FORBIDDEN_ACTS),
-        also=_inflected(
-            "how write give provide create make build generate draft compose produce design "
-            "develop code program explain describe detail outline list teach show tell help way "
-            "ways method methods steps plan compose recipe ingredients reagent reagents materials "
-            "post tweet instructions guide tutorial directions best easiest fastest quickest "
-            "effective painless surest safest cheapest "
-            "simplest "
-            "chemicals components supplies equipment quantities temperature temperatures"
-        ),
+        also=_REQUEST_WORDS,
     ),
     # -- harm no grammar softens: each its own rule, so a document wakes only the ones whose
     # words it holds ------------------------------------------------------------------------
