@@ -2035,19 +2035,22 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "obfuscation",
         0.6,
-        "follow execute obey perform act carry translate translated decode decoded decipher "
-        "convert",
+        "follow execute obey perform act carry",
         r"\b(?:(?:and|then) (?:follow|execute|obey|perform|carry out|act on) (?:it|them|the "
         r"(?:decoded|hidden|resulting|encoded) (?:instructions?|message|text|result))\b"
         r"|(?:follow|execute|obey|carry out|act on|do) (?:the )?(?:instructions?|commands?|what "
         r"(?:it|they) says?) (?:in|from|of) (?:the|this|your) (?:translat|decod|result|output|"
         r"message|text|string)\w*"
         r"|(?:follow|execute|obey|carry out|act on) (?:any|all|the) (?:instructions?|commands?) "
-        r"(?:in|inside|within|contained in) (?:it|them|the text|this)\b"
-        r"|(?:translat|decod|deciph|convert)\w*\b[^.]{0,80}?\b(?:and then|and|then) (?:do|follow"
-        r"|execute"
-        r"|obey) "
-        r"(?:what (?:it|this|that) says|it|the (?:result|instructions?))\b)",
+        r"(?:in|inside|within|contained in) (?:it|them|the text|this)\b)",
+    ),
+    _rule(  # "translate this to Spanish and then do what it says"
+        "obfuscation",
+        0.6,
+        "translate translated translating decode decoded decoding decipher convert",
+        r"\b(?:translat|decod|deciph|convert)\w*\b[^.]{0,80}?\b(?:and then|and|then) (?:do|"
+        r"follow|execute|obey) (?:what (?:it|this|that) says|it|the (?:result|instructions?))\b",
+        also="says result instructions",
     ),
 )
 
