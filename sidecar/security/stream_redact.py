@@ -541,12 +541,8 @@ class RedactingObserver:
         # An event that repeats whole texts (a part or item done, the response completed) may
         # come without output_text.done before it: what is still held back goes first, so the
         # client's deltas and the repeated text agree.
-        before = b"".join(
-            [
-                *self._tail_events(self._flush_keys(self._repeated_keys(obj, kind))),
-                *self._call_tail_events(self._repeated_calls(obj, kind)),
-            ]
-        )
+        tail = self._flush_keys(self._repeated_keys(obj, kind))
+        before = b"".join(self._tail_events(tail, self._repeated_calls(obj, kind)))
         if self._rewrite_parts(obj, kind):
             return before + _with_json(event, obj)
         return before + event if before else event
@@ -703,25 +699,7 @@ class RedactingObserver:
 
     def _end_events(self) -> list[bytes]:
         """All that is still held, as events: before ``[DONE]`` or at the stream's end."""
-        return [*self._tail_events(self._flush_all()), *self._call_tail_events(list(self._calls))]
-
-    def _call_tail_events(self, keys: list[tuple[int, int]]) -> list[bytes]:
-        if not keys:
-            return []
-        if self._kind == "responses":
-            events = []
-            for position, _ in keys:
-                arguments = self._call_arguments(position) or ""
-                events.append(_sse(self._arguments_delta(position, arguments), _ARGS_DELTA))
-            return events
-        deltas: dict[int, dict[str, Any]] = {}
-        for key in sorted(keys):
-            _put_calls(deltas.setdefault(key[0], {}), {key[1]: self._release_call(key)})
-        choices = [
-            {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
-            for index, delta in sorted(deltas.items())
-        ]
-        return [_sse({**self._shared, "choices": choices})]
+        return self._tail_events(self._flush_all(), list(self._calls))
 
     def _flush_all(self) -> dict[tuple[int, ...], str]:
         return self._flush_keys(list(self._redactors))
@@ -730,22 +708,33 @@ class RedactingObserver:
         tail = {key: self._finish(key) for key in keys}
         return {key: text for key, text in tail.items() if text}
 
-    def _tail_events(self, tail: dict[tuple[int, ...], str]) -> list[bytes]:
-        if not tail:
-            return []
+    def _tail_events(
+        self, tail: dict[tuple[int, ...], str], calls: Sequence[tuple[int, int]] = ()
+    ) -> list[bytes]:
+        """Held text (already flushed, in ``tail``) and held call arguments (``calls``, released
+        here) as events: one delta event each in the Responses API, one chunk for all choices in
+        chat and legacy completions."""
         if self._kind == "responses":
             for key, text in tail.items():
                 self._sent.setdefault(key, []).append(text)
-            return [
+            events = [
                 _sse(_delta_for(self._part_of(key), text), _DELTA) for key, text in tail.items()
             ]
+            for position, _ in calls:
+                arguments = self._call_arguments(position) or ""
+                events.append(_sse(self._arguments_delta(position, arguments), _ARGS_DELTA))
+            return events
         deltas: dict[int, dict[str, Any]] = {}
         for key, text in sorted(tail.items()):
             deltas.setdefault(key[0], {})[_chat_field(self._kind, key)] = text
+        for key in sorted(calls):
+            _put_calls(deltas.setdefault(key[0], {}), {key[1]: self._release_call(key)})
+        if not deltas:
+            return []
         choices = [
             {"index": index, **(delta if self._kind == "completion" else {"delta": delta})}
             | {"logprobs": None, "finish_reason": None}
-            for index, delta in deltas.items()
+            for index, delta in sorted(deltas.items())
         ]
         return [_sse({**self._shared, "choices": choices})]
 
