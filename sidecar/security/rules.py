@@ -160,6 +160,7 @@ _FORBIDDEN_THINGS = (  # what no context makes a fit thing to make: asked for pl
     r"|hack(?:ing)? into (?:an?|the|someone's|my (?:[\w-]+'s|ex|neighbou?r|boss|partner)|\w+'s) "
     r"|harass(?:ing|ment)? (?:messages?|campaigns?|texts?|emails?|someone|people|him|her|them|"
     r"an?|my|the)"
+    r"|date[- ]rape drugs?|zip bombs?"
 )
 _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
     rf"{_VICTIM_VERBS} (?:{_VICTIM}){_NOT_IN_GAME}"
@@ -239,6 +240,28 @@ _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
     r"website)s? (?:that )?(?:i|we) (?:could|can|might) (?:use|exploit)"
 )
 
+_HARMFUL_MAKING = (  # software described by the harm it does ("a script that steals sensitive
+    # information", "a virus that can infect computers"), and acts named by one harmful verb
+    r"(?:scripts?|programs?|viruse?s?|worms?|malware|bots?|apps?|applications?|tools?|"
+    r"software|code|algorithms?|extensions?|plugins?|websites?)"
+    rf"(?: (?!{_DEFENSIVE})[\w'-]+){{0,6}}? (?:that|which|"
+    r"to) (?:[\w'-]+ )?(?:can |will |could |would )?(?:be used to )?(?:secretly |covertly |"
+    r"automatically |anonymously )?(?:steal(?:s|ing)?\b(?! focus)|hack(?:s|ing)? into|"
+    r"harass\w*|cyberbull\w*|bull(?:y|ies|ying)\b|spy on|spies on|stalk\w*|infect\w*|hijack\w*|"
+    r"exfiltrat\w*|ddos\w*|phish\w*|defraud\w*|dox\w*|evad(?:e|es|ing) (?:anti-?virus|"
+    r"detection|law enforcement|security)|spoof(?:s|ing)? (?:an? )?(?:e-?mail|caller id|phone)|"
+    r"spread(?:s|ing)? (?:false|fake|misinformation|disinformation|propaganda|hate)|"
+    r"den(?:y|ies) access)"
+    r"|cyberbull\w*|(?:bully|bullying|harass|harassing) (?:and \w+ )?(?:people|others|individuals|"
+    r"someone|users|kids|classmates|coworkers|colleagues|him|her|them)\b|vandali[sz]\w*"
+    r"|trespass\w*|sex[- ]traffic\w*|traffic(?:king)? (?:endangered species|humans|people|women|"
+    r"girls|children|kids|organs|drugs|weapons)|(?:harm|hurt|torture|abuse)(?:ing)? (?:animals|"
+    r"pets|dogs|cats) (?:for (?:fun|sport)|without)|(?:abduct|kidnap)\w* (?:a |the )?(?:[\w'-]+ )?"
+    r"(?:person|child|kid|woman|man|people|someone|children)\b"
+    r"|steal(?:s|ing)? (?:[\w'-]+ ){0,3}?(?:information|data|credentials|passwords|identities)\b"
+    r"|hack(?:s|ing)? into (?!my |our )(?:[\w'-]+ )?(?:systems?|databases?|networks?|servers?|"
+    r"accounts?)\b"
+)
 _MAKING = (  # for a plain request: making or doing it, or getting, hiding or setting it off
     r"(?:(?:secretly|quietly|covertly|discreetly|anonymously|remotely|quickly|easily) )?"
     rf"(?:{_ACT}|(?:brew|grow|get|code|program|assemble|smuggle|detonate|set off|deploy|send|"
@@ -260,9 +283,10 @@ def _plain_request(forbidden: str) -> str:
         r"|\bhow (?:he|she|they|the (?:character|villain|protagonist|hero)) "
         r"|\bwhere (?:can|could|do|would|should) (?:i|you|we|one|someone|a person) "
         r"|\bhow (?:i|you|we|one|someone|somebody|a person) (?:would|could|can|should|might|will) "
-        r"|\b(?:ways?|methods?|steps|a plan|instructions|a guide|a tutorial) "
-        r"(?:on how )?to |\bhelp (?:me|us) (?:to )?"
-        r"|\b(?:instructions|a guide|a tutorial|steps|directions|a recipe) (?:for|on) "
+        r"|\b(?:ways?|methods?|steps|a plan|instructions|a guide|a tutorial|strategies|"
+        r"techniques|tactics) (?:on how )?to |\bhelp (?:me|us) (?:to )?"
+        r"|\b(?:instructions|a guide|a tutorial|steps|directions|a recipe|strategies|techniques|"
+        r"tactics|a (?:detailed |step-by-step )?plan) (?:for|on) "
         r"|\b(?:best|easiest|fastest|quickest|most effective|most painless|painless|surest|safest|"
         r"cheapest|simplest) (?:[\w'-]+ )?(?:way|method|place|knife|weapon|poison|chemical|tool|"
         r"drug|dose)s? to "
@@ -284,8 +308,9 @@ _REQUEST_WORDS = _inflected(  # the words a plain request is made of: one of the
     "code "
     "program explain describe detail outline list teach show tell help way ways method methods "
     "steps plan recipe ingredients reagent reagents materials post tweet instructions guide "
-    "tutorial directions best easiest fastest quickest effective painless surest safest cheapest "
-    "simplest chemicals components supplies equipment quantities temperature temperatures"
+    "tutorial directions strategies techniques tactics best easiest fastest quickest effective "
+    "painless surest safest cheapest simplest chemicals components supplies equipment quantities "
+    "temperature temperatures"
 )
 _CODE_WORDS = (  # what makes "write ... the user's email" a programming task, not a disclosure
     r"(?:function|method|script|code|query|class|regex|program|test|validat|hash|store|sav|"
@@ -1105,7 +1130,7 @@ RULES: tuple[Rule, ...] = (
             "heroin fentanyl lsd mdma pornography csam porn hate laundering launder identity "
             "insider ponzi pyramid credit debit untraceable ghost printed poison blackmail extort "
             "pedophilia paedophilia pedophile sex intercourse bestiality hack hacking harass "
-            "harassing harassment"
+            "harassing harassment rape zip"
         ),
         _plain_request(_FORBIDDEN_THINGS),
         also=_REQUEST_WORDS,
@@ -1129,6 +1154,19 @@ RULES: tuple[Rule, ...] = (
             "vulnerabilities"
         ),
         _plain_request(_FORBIDDEN_ACTS),
+        also=_REQUEST_WORDS,
+    ),
+    _rule(  # "write a script that steals ...", "teach people how to engage in cyberbullying"
+        "harmful_request",
+        0.55,
+        _inflected(
+            "steal infect hijack exfiltrate ddos phish defraud dox doxx evade spoof spread deny "
+            "harass cyberbully bully vandalize vandalise trespass traffic hurt torture abuse "
+            "abduct kidnap"
+        )
+        + " hack hacks hacking"
+        + " stole stealing steals spies spy bullies denies cyberbullies vandalism sex-trafficking",
+        _plain_request(_HARMFUL_MAKING),
         also=_REQUEST_WORDS,
     ),
     # -- harm no grammar softens: each its own rule, so a document wakes only the ones whose
