@@ -177,6 +177,8 @@ _BRACKETS = frozenset("[](){}<>\\^$@#|~")
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 _SYMBOLS = _BRACKETS - set("()[]{}<>")  # \ ^ $ @ # | ~: never notation inside a word
 _EDGE_PUNCTUATION = ".,:;!?\"'"
+_QUOTES = "\"'\u2018\u2019\u201c\u201d"
+_OPERATORS = frozenset("<>=~^")
 CHAR_MODEL_FILE = "char_model.npz"
 _LETTER_IDS = bytes(ord(c) - 96 if "a" <= c <= "z" else 0 for c in map(chr, range(256)))
 RARE = -3.3  # mean log-probability per letter below which a word piece reads as noise
@@ -275,14 +277,21 @@ def _letter_weight(token: str, listing: bool) -> float:
 
 
 def _spare_notation(line: str, tokens: list[str], odd: list[bool]) -> None:
-    """Unmark the bracket-only tokens that are notation: a table row's pipes, and the braces
-    of a line whose (), [] and {} all open and close in order (code: "{ kind = server } >>
-    { ... }"). An optimiser's suffix leaves them unbalanced ("({[HTMLsvg ... Sure,].[")."""
+    """Unmark the bracket-only tokens that are notation: a table row's pipes, the braces of a
+    line whose (), [] and {} all open and close in order (code: "{ kind = server } >> { ... }"),
+    and symbols quoted or used as operators. An optimiser's suffix leaves them unbalanced and
+    bare ("({[HTMLsvg ... Sure,].[")."""
     table = sum(token == "|" for token in tokens) >= 3
     balanced = _balanced(line)
     for i, token in enumerate(tokens):
         if odd[i] and not any(c.isalnum() for c in token):
-            odd[i] = not (balanced or (table and token == "|"))
+            odd[i] = not (balanced or (table and token == "|") or _mentioned(token))
+
+
+def _mentioned(token: str) -> bool:
+    """A symbol quoted ('"}",') or standing alone as an operator ("a < b"): named or used as
+    notation, as puzzles and their worked answers do, not glued on as noise."""
+    return any(q in token for q in _QUOTES) or token in _OPERATORS
 
 
 def _balanced(text: str, opening: str = "([{") -> bool:
