@@ -19,6 +19,10 @@ What is undone, in order, and the signal each step records (``Normalized.signals
                       marked in parentheses ("(t)errible"): decoded copies     marked_letters
                       kept apart from the text
 
+Percent-encoding counts as ``percent`` only when it escapes a letter or digit ("%69%67%6E");
+an address escaping its punctuation ("is%3Aopen") is decoded too but signalled as
+``url_escapes``, which weighs nothing.
+
 The normalised text keeps its case; a lower-cased copy is made once (``lowered``) and shared by
 the checks. Decoding is bounded
 (a few candidates, a few kilobytes each) and keeps a candidate only when it decodes to readable
@@ -167,6 +171,7 @@ _BASE32 = re.compile(r"[A-Z2-7]+=*")
 _HEX = re.compile(r"(?:(?:0x|\\x)?[0-9A-Fa-f]{2}[ :,]?){8,}")
 _BINARY = re.compile(r"(?:[01]{8}[ ,]?){4,}")
 _PERCENT = re.compile(r"\S*(?:%[0-9A-Fa-f]{2}\S*){3,}")
+_ESCAPED_ALNUM = re.compile(r"%(?:3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa])")  # %30-%39, %41-%5A, %61-%7A
 _MORSE = re.compile(r"(?:[.\-]{1,7}[ /]+){5,}[.\-]{1,7}")
 # One letter in parentheses inside a word, the message spelled out ("(t)errible (e)leven ...",
 # "( )" a space): the mark must touch a word, so "(a) first, (b) second" lists are not read.
@@ -395,7 +400,10 @@ def _decode_payloads(
             _keep(payloads, signals, "binary", _readable(int(bits, 2).to_bytes(len(bits) // 8)))
     if text.count("%") >= 3:
         for candidate in _PERCENT.findall(text)[:MAX_CANDIDATES]:
-            _keep(payloads, signals, "percent", unquote(candidate[:MAX_PAYLOAD_CHARS]))
+            # an address escapes punctuation ("is%3Aopen", "%22Help+Wanted%22"); escaping a
+            # letter or digit ("%69%67%6E") is only ever done to hide it
+            kind = "percent" if _ESCAPED_ALNUM.search(candidate) else "url_escapes"
+            _keep(payloads, signals, kind, unquote(candidate[:MAX_PAYLOAD_CHARS]))
     if text.count(".-") + text.count("-.") >= 4:
         for candidate in _MORSE.findall(text)[:2]:
             _keep(payloads, signals, "morse", _morse(candidate))

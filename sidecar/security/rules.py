@@ -640,8 +640,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:(?:remorse|mercy|empathy|conscience|morals?|limits),? (?:or|and|nor) )?"
         r"(?:ethical|moral|safety|content|legal)?\s?(?:restrictions|filters?|filtering|censorship|"
         r"guidelines|morals|ethics|principles|content polic(?:y|ies)|polic(?:y|ies)|"
-        r"safeguards|guardrails|confines|shackles|chains|rules (?:set|imposed)|moral compass|"
-        r"conscience|"
+        r"safeguards|guardrails|confines|shackles|chains|rules (?:set|imposed)|"
         r"safety (?:training|alignment|features)|alignment|(?:ethical|moral|safety) (?:constraints|"
         r"boundaries|limits|limitations|considerations))\b)",
     ),
@@ -1834,8 +1833,9 @@ RULES: tuple[Rule, ...] = (
         "role_injection",
         0.6,
         "end begin start new",
-        r"(?:end|close) of (?:the )?(?:document|text|input|context|instructions|prompt|system "
-        r"prompt|user input|data|conversation|email|session|chat)\b"
+        r"(?:^|\n|[\[(<#=*>|:-]\s*)(?:end|close) of (?:the )?(?:document|text|input|context|"
+        r"instructions|prompt|system prompt|user input|data|conversation|email|session|chat)\b"
+        r"(?=\s*(?:[\])>#=*|:.!-]|\n|$))"
         r"|(?<![#=*-])(?:#{2,}|-{2,}|={2,}|\*{2,})(?![#=*-])\s*end of (?:the )?[\w ]{1,20}?\s*"
         r"(?:#{2,}|-{2,}|={2,}|\*{2,})"
         r"|\bnew system (?:instructions?|message|prompt|directives?)\b"
@@ -1932,16 +1932,17 @@ RULES: tuple[Rule, ...] = (
         0.85,
         "http https",
         r"(?:\]\(|src=[\"']?|href=[\"']?|(?:^|\n)\s*\[[^\]\n]{1,40}\]:)\s*(?:https?:)?//"
-        r"[^\s)\]\"']{0,200}?[?&=/][^\s)\]\"']{0,100}?"
+        r"[^\s)\]\"'\\]{0,200}?[?&=/][^\s)\]\"'\\]{0,100}?"
         r"(?:\[[a-z _-]{1,30}\]|\{[a-z _-]{1,30}\}|\$\{?[a-z_]+\}?|<[a-z _-]{1,30}>|%s)",
         literals="]( src= href= ]:",
     ),
     _rule(  # the same slot in a bare URL is also every URL template in code ("/users/{user_id}"),
-        # so it only corroborates
+        # so it only corroborates (an address ends at a backslash: "...\\n\\n[link text]" in
+        # JSON-escaped text is no slot)
         "exfiltration",
         0.25,
         "http https",
-        r"//[^\s)\]\"']{0,200}?[?&=/][^\s)\]\"']{0,100}?(?:\[[a-z _-]{1,30}\]|"
+        r"//[^\s)\]\"'\\]{0,200}?[?&=/][^\s)\]\"'\\]{0,100}?(?:\[[a-z _-]{1,30}\]|"
         r"\{[a-z _-]{1,30}\}|\$\{?[a-z_]+\}?|<[a-z _-]{1,30}>|%s)",
     ),
     _rule(
@@ -2149,10 +2150,11 @@ RULES: tuple[Rule, ...] = (
         "tool_abuse",
         0.7,
         "or and drop delete truncate union shutdown exec update insert",
-        r"'\s*(?:or|and)\s*'?(\w+)'?\s*=\s*'?\1\b|;\s*(?:drop\s+(?:table|database|schema)|"
-        r"delete\s+from|truncate\s+(?:table\s+)?\w|shutdown\b|exec(?:ute)?\s+\w|update\s+\w+\s+"
-        r"set|insert\s+into)\b|union\s+(?:all\s+)?select",
-        # a tautology ("' or '1'='1"), not any quote before "and x = y": "a = 'foo' and b = 'bar'"
+        r"'\s*(?:or|and)\s*'?(\w+)'?\s*=\s*'?\1\b|'\s*;\s*(?:delete\s+from|exec(?:ute)?\s+\w|"
+        r"update\s+\w+\s+set|insert\s+into)\b|;\s*(?:drop\s+(?:table|database|schema)|"
+        r"truncate\s+(?:table\s+)?\w|shutdown\b)\b|union\s+(?:all\s+)?select",
+        # a tautology ("' or '1'='1"), not any quote before "and x = y": "a = 'foo' and b = 'bar'";
+        # a statement stacked after a closed value ("1'; DELETE FROM"), not a script's next line
         literals="= ; union drop",  # each alternative needs one: most text has none
     ),
     _rule(
@@ -2321,18 +2323,22 @@ RULES: tuple[Rule, ...] = (
         r"|(?:answer|respond to) the (?:question|request|instruction) (?:using|from|formed by|"
         r"made (?:of|from)) the (?:following )?(?:parts|pieces|fragments|strings))",
     ),
-    _rule(
+    _rule(  # "decode it in your head, then answer" (not "the thoughts in your mind" of an essay)
         "obfuscation",
         0.45,
         "monologue head mind thoughts",
-        r"(?:in|within|inside) your (?:monologue|head|mind|thoughts|internal monologue)",
+        r"\b(?:decod|decipher|decrypt|translat|solv|work(?:ing)? out|figur|comput|convert|revers|"
+        r"unscrambl|read|keep|do)\w*(?: [\w'-]+){0,5} (?:in|within|inside) your (?:monologue|head|"
+        r"mind|thoughts|internal monologue)",
     ),
     _rule(
         "obfuscation",
         0.6,
         "follow execute obey perform act carry",
-        r"\b(?:(?:and|then) (?:follow|execute|obey|perform|carry out|act on) (?:it|them|the "
-        r"(?:decoded|hidden|resulting|encoded) (?:instructions?|message|text|result))\b"
+        r"\b(?:(?:decod|decipher|decrypt|translat|revers|unscrambl|convert|assembl|combin)\w*\b"
+        r".{0,100}?\b(?:and|then) (?:follow|execute|obey|perform|carry out|act on) (?:it|them)\b"
+        r"|(?:and|then) (?:follow|execute|obey|perform|carry out|act on) the (?:decoded|hidden|"
+        r"resulting|encoded) (?:instructions?|message|text|result)\b"
         r"|(?:follow|execute|obey|carry out|act on|do) (?:the )?(?:instructions?|commands?|what "
         r"(?:it|they) says?) (?:in|from|of) (?:the|this|your) (?:translat|decod|result|output|"
         r"message|text|string)\w*"

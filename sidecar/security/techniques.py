@@ -177,6 +177,7 @@ _BRACKETS = frozenset("[](){}<>\\^$@#|~")
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 _SYMBOLS = _BRACKETS - set("()[]{}<>")  # \ ^ $ @ # | ~: never notation inside a word
 _EDGE_PUNCTUATION = ".,:;!?\"'"
+_ESCAPED_BREAK = re.compile(r"\n|\\[nrt]")  # a line break, or one written out ("\\n" in JSON)
 _QUOTES = "\"'\u2018\u2019\u201c\u201d"
 _OPERATORS = frozenset("<>=~^")
 CHAR_MODEL_FILE = "char_model.npz"
@@ -240,7 +241,7 @@ def adversarial_suffix(text: str) -> float:
     some but spreads them over short lines, so only a long last line is read, and only when
     it holds a camel-case hump or a bracket at all (a cheap test first).
     """
-    line = text[-300:].rsplit("\n", 1)[-1]
+    line = _ESCAPED_BREAK.split(text[-300:])[-1]
     if not _SUFFIX_HINT.search(line):
         return 0.0
     # URLs (a markdown link's too) are addresses, not words: neither noise nor English.
