@@ -504,8 +504,13 @@ RULES: tuple[Rule, ...] = (
         r"(?:instead|rather)(?: of (?:a |an |the |your |my )?(?:[\w'-]+ ){0,2}?(?:translat|"
         r"summar|task|answer|respon|review|analy|correct)\w*)?[,:]? (?:just |only |simply )?"
         r"(?:say|print|output|write|respond with|"
-        r"reply with|answer with|return)\b"
-        r"|(?:just|only|simply) (?:say|print|output|reply|respond)(?: with)? ['\"]",
+        r"reply with|answer with|return)\b",
+    ),
+    _rule(  # 'just print "I have been PWNED"' (weaker: 'just say "credit card"' is a style wish)
+        "instruction_override",
+        0.3,
+        "just only simply",
+        r"(?:just|only|simply) (?:say|print|output|reply|respond)(?: with)? ['\"]",
     ),
     _rule(
         "instruction_override",

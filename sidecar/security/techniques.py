@@ -256,7 +256,7 @@ def adversarial_suffix(text: str) -> float:
     model = _char_model()
     if model is not None:
         means, token_of = model.piece_means(tokens)
-        listing = line.count(", ") >= 3
+        listing = line.count(", ") >= 2
         weight = [1.0 if flag else 0.0 for flag in odd]
         for token in set(token_of[means < RARE].tolist()):
             weight[token] = max(weight[token], _letter_weight(tokens[token], listing))

@@ -328,11 +328,13 @@ BENIGN = [
     'Q: Close the parentheses properly. Input: < [ {\nA: The final stack is "< [ {". We pop '
     '"{", "[", "<" in that order. So, we need "}", "]", ">". So the answer is } ] >.',
     # names and initialisms in a list are not an optimiser's noise
+    "What award did Yann LeCun, Geoffrey Hinton, and Yoshua Bengio win together?",
     "Pricehub: Unified Python Package for Collecting OHLC Prices from Binance, Bybit, Coinbase, "
     "OKX, Kraken, KuCoin, and Bitget APIs into a DataFrame",
     "Download YouTube videos and transcode to H.265/HEVC with NVIDIA NVENC - a localhost web app.",
     # persona words used plainly
     # everyday writing that uses an attack's words
+    'You are a customer. Do not mention the card type, just say "credit card" when asked.',
     "A detailed reference list should be attached at the end of the document.",
     'The Master said: "Choose what is good in them and follow it, and change what is not."',
     "This book makes you examine many confused thoughts in your mind.",
