@@ -2018,6 +2018,9 @@ RULES: tuple[Rule, ...] = (
         r"(?:notice|alert|message|update|directive|protocol|override|instruction)s?\s*:"
         r"|\b(?:immediate action required|this is (?:a )?mandatory|mandated by (?:company )?policy|"
         r"urgent security update|non-compliance (?:will )?results? in)\b",
+        also="notice alert message update directive protocol override instruction notices alerts "
+        "messages updates directives protocols overrides instructions action mandatory mandated "
+        "non-compliance",
     ),
     _rule(  # the model addressed inside content: "Attention AI Assistant:", "[Assistant note:",
         # "ATTENTION ASSISTANT:" (0.45: a user may head a request so; an order after it is the
