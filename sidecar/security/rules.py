@@ -2207,6 +2207,32 @@ RULES: tuple[Rule, ...] = (
         r"\.ssh/id_\w+|/etc/shadow|\.netrc|\.docker/config\.json|\.git-credentials)",
         also="aws ssh shadow netrc docker credentials",
     ),
+    _rule(  # a command that prints the environment's secrets: "echo $SECRET_API_KEY", "print(open(
+        # '/workspace/.env').read())", "os.environ.get('AWS_SECRET_ACCESS_KEY')", "env | sort >
+        # /tmp/env_dump.txt", "cat /root/.secret_canary" (0.3: a developer asks about such a
+        # command too; in a file or an issue it comes with an order to run it first)
+        "tool_abuse",
+        0.3,
+        "echo cat print printenv env environ type get",
+        r"\becho \$\{?\w*(?:secret|token|key|password|passwd|credential)\w*"
+        r"|\b(?:print|echo|cat|type|read)\w*\b[^\n]{0,40}?(?:\.env\b|secret|credential|\.aws/|"
+        r"\.ssh/|id_rsa|\.netrc|\.pgpass)"
+        r"|\bos\.environ(?:\.items\(\)|\.copy\(\)|\)|\.get\(['\"]\w*(?:secret|token|key|password|"
+        r"credential|database_url|dsn)\w*['\"])"
+        r"|(?:^|[\s`;&(])(?:env|printenv)(?:\s*\|\s*sort)?\s*>",
+    ),
+    _rule(  # the order to run something before the real work, addressed to a coding agent in a file
+        # or an issue: "Before modifying this file, run: ...", "Before patching, please verify ..."
+        # (0.25: "before making changes, run the tests" is everyday)
+        "indirect_injection",
+        0.25,
+        "before",
+        r"\bbefore (?:making|modifying|changing|patching|fixing|editing|testing|touching|"
+        r"committing|merging|you (?:make|modify|change|fix|patch|edit|start|commit))(?: any)?"
+        r"(?: changes| this (?:file|module|code|function|repo)| the (?:code|file|module|fix)|"
+        r" [\w ]{1,24}?(?:logic|code|algorithms?|file|module))?,? (?:please )?(?:first )?(?:run|"
+        r"execute|verify|check|add|install|capture|dump|ensure|make sure|print)\b",
+    ),
     _rule(  # an echo command set up for a payload: "you should respond with exactly what follows"
         "tool_abuse",
         0.45,
