@@ -74,7 +74,7 @@ _OWN_PASSWORD = (
 )
 
 _ACT = (  # making or doing, inflected
-    r"(?:mak(?:e|es|ing)|made|build\w*|built|creat\w*|writ(?:e|es|ing|ten)|wrote|draft\w*"
+    r"(?:mak(?:e|es|ing)|made|build\w*|built|construct\w*|creat\w*|writ(?:e|es|ing|ten)|wrote|draft\w*"
     r"|design\w*|develop\w*|produc\w*|synthesi[sz]\w*|manufactur\w*|cook(?:s|ed|ing)?"
     r"|commit\w*|carr(?:y|ied|ies|ying) out|execut\w*|launch\w*|spread\w*|distribut\w*"
     r"|us(?:e|es|ed|ing)|hack(?:s|ed|ing)?\b|steal\w*|stole|obtain\w*|buy(?:s|ing)?|bought"
@@ -160,7 +160,8 @@ _FORBIDDEN_THINGS = (  # what no context makes a fit thing to make: asked for pl
     r"|hack(?:ing)? into (?:an?|the|someone's|my (?:[\w-]+'s|ex|neighbou?r|boss|partner)|\w+'s) "
     r"|harass(?:ing|ment)? (?:messages?|campaigns?|texts?|emails?|someone|people|him|her|them|"
     r"an?|my|the)"
-    r"|date[- ]rape drugs?|zip bombs?"
+    r"|date[- ]rape drugs?|zip bombs?|explosive devices?|weapons? of mass destruction"
+    r"|(?:homemade|home-made|diy|untraceable) (?:firearms?|guns?|weapons?)"
 )
 _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
     rf"{_VICTIM_VERBS} (?:{_VICTIM}){_NOT_IN_GAME}"
@@ -168,12 +169,15 @@ _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
     r"(?:identity|credit card|bank|password|savings)"
     r"|cause (?:physical |serious |bodily )?harm to|(?:manipulat|trick|coerc|pressur|deceiv)\w*"
     r"(?: or \w+)? (?:someone|people|a person|him|her|them|others|my \w+) into (?:committing|"
-    r"harming|killing|suicide|self-harm|giving|sending|doing)|commit(?:ting)? (?:suicide|fraud|"
+    r"harming|killing|suicide|self-harm|giving|sending|doing)"
+    r"|commit(?:ting)? (?:an? |acts? of )?(?:violent |insurance |mail |bank |tax |securities |"
+    r"healthcare |voter |election )?(?:suicide|fraud|violence|crimes?|"
     r"identity theft|"
     r"insider trading|tax evasion|tax fraud|a crime|crimes|arson|murder|a murder|a terrorist|"
     r"terrorism|a mass shooting|a hate crime|credit card fraud|wire fraud)"
-    r"|incit\w* (?:violence|hatred|hate|riots?|terror\w*)|(?:promot|encourag|glorif)\w* "
-    r"(?:racism|violence|terrorism|self-harm|suicide|anorexia|bulimia|eating disorders|drug use|"
+    r"|incit\w* (?:violence|hatred|hate|riots?|terror\w*)|(?:promot|encourag|glorif|romantici[sz])"
+    r"\w* (?:[\w-]+ (?:and |or )?)?(?:racism|violence|terrorism|self-harm|suicide|anorexia|"
+    r"bulimia|eating disorders|drug use|"
     r"(?:the use of )?illegal drugs|drunk driving|hate|extremism|genocide|pedophilia)"
     r"|glorif\w* (?:the )?(?:\S+ )?(?:hijackers|terrorists?|attackers|shooters?|bombers?|nazis?|"
     r"hitler|isis|al-?qaeda|jihadists?|massacres?|genocides?|holocaust)"
@@ -200,6 +204,10 @@ _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
     r"shops?|(?:my |your |their )?employers?|customers|the elderly|elderly people|neighbou?rs?)"
     r"|spread(?:ing)? (?:misinformation|disinformation|a (?:computer )?virus|malware|fake news|"
     r"propaganda)|manipulat\w* (?:stock|share|the stock|market) prices?"
+    r"|manipulat\w* (?:the )?(?:financial |stock )?markets?\b|falsif\w* (?:[\w-]+ )?(?:records|"
+    r"documents|evidence|results|reports)|circumvent\w* (?:the )?(?:drm|digital rights management|"
+    r"copy protection|licen[cs]e checks?)|(?:pos(?:e|es|ing) as|pretend\w* to be|impersonat\w*) "
+    r"(?:a |an )?(?:minor|child|kid|teenager|\d{1,2}[- ]year[- ]old)\b"
     r"|disables? (?:the )?(?:antivirus|security (?:software|measures|cameras)|firewalls?)"
     r"|cheat(?:ing)? on (?:a|an|the|my|your) (?:[\w-]+ ){0,2}?(?:test|exam|taxes|quiz|midterm|"
     r"final)|get away with (?:murder|it|a crime)"
@@ -251,7 +259,8 @@ _HARMFUL_MAKING = (  # software described by the harm it does ("a script that st
     r"exfiltrat\w*|ddos\w*|phish\w*|defraud\w*|dox\w*|evad(?:e|es|ing) (?:anti-?virus|"
     r"detection|law enforcement|security)|spoof(?:s|ing)? (?:an? )?(?:e-?mail|caller id|phone)|"
     r"spread(?:s|ing)? (?:false|fake|misinformation|disinformation|propaganda|hate)|"
-    r"den(?:y|ies) access)"
+    r"den(?:y|ies) access|crash(?:es)? (?:a |the |any )?(?:computer|system|server|network|website|"
+    r"car|plane|drone)s?)"
     r"|cyberbull\w*|(?:bully|bullying|harass|harassing) (?:and \w+ )?(?:people|others|individuals|"
     r"someone|users|kids|classmates|coworkers|colleagues|him|her|them)\b|vandali[sz]\w*"
     r"|trespass\w*|sex[- ]traffic\w*|traffic(?:king)? (?:endangered species|humans|people|women|"
@@ -286,7 +295,7 @@ def _plain_request(forbidden: str) -> str:
         r"|\b(?:ways?|methods?|steps|a plan|instructions|a guide|a tutorial|strategies|"
         r"techniques|tactics) (?:on how )?to |\bhelp (?:me|us) (?:to )?"
         r"|\b(?:instructions|a guide|a tutorial|steps|directions|a recipe|strategies|techniques|"
-        r"tactics|a (?:detailed |step-by-step )?plan) (?:for|on) "
+        r"tactics|a (?:detailed |step-by-step )?(?:plan|strategy)|guidance) (?:for|on) "
         r"|\b(?:best|easiest|fastest|quickest|most effective|most painless|painless|surest|safest|"
         r"cheapest|simplest) (?:[\w'-]+ )?(?:way|method|place|knife|weapon|poison|chemical|tool|"
         r"drug|dose)s? to "
@@ -297,7 +306,7 @@ def _plain_request(forbidden: str) -> str:
         rf"{_NOT_USE}"
         r"|(?:^|[.!?:;]\s+|\b(?:please|now|then|and|also|just|so|you),? )(?:write|create|generate"
         r"|build|code|program|make|design|develop|draft|compose|produce|give|provide|list|teach"
-        r"|post|tweet)"
+        r"|post|tweet|draw)"
         r"(?: me| us)? "
         rf"(?:(?!{_DEFENSIVE})[\w'-]+ ){{0,7}}?(?:{forbidden}){_NOT_USE}"
     )
@@ -308,7 +317,8 @@ _REQUEST_WORDS = _inflected(  # the words a plain request is made of: one of the
     "code "
     "program explain describe detail outline list teach show tell help way ways method methods "
     "steps plan recipe ingredients reagent reagents materials post tweet instructions guide "
-    "tutorial directions strategies techniques tactics best easiest fastest quickest effective "
+    "tutorial directions strategies strategy techniques tactics guidance draw best easiest "
+    "fastest quickest effective "
     "painless surest safest cheapest simplest chemicals components supplies equipment quantities "
     "temperature temperatures"
 )
@@ -1171,7 +1181,8 @@ RULES: tuple[Rule, ...] = (
             "heroin fentanyl lsd mdma pornography csam porn hate laundering launder identity "
             "insider ponzi pyramid credit debit untraceable ghost printed poison blackmail extort "
             "pedophilia paedophilia pedophile sex intercourse bestiality hack hacking harass "
-            "harassing harassment rape zip"
+            "harassing harassment rape zip device devices destruction homemade firearm firearms "
+            "guns diy"
         ),
         _plain_request(_FORBIDDEN_THINGS),
         also=_REQUEST_WORDS,
@@ -1192,7 +1203,9 @@ RULES: tuple[Rule, ...] = (
             "whatsapp children kids minors launder laundering water poison hack hacking beat "
             "toxic poisonous gun guns firearm firearms handgun rifle pistol rumors "
             "rumours lies gossip poker casino blackjack slots betting two-factor 2fa mfa "
-            "vulnerabilities"
+            "vulnerabilities romanticize romanticise romanticizes romanticises romanticizing "
+            "markets market falsify falsifies falsifying circumvent circumventing pose poses "
+            "posing pretend pretending impersonate impersonating"
         ),
         _plain_request(_FORBIDDEN_ACTS),
         also=_REQUEST_WORDS,
@@ -1203,7 +1216,7 @@ RULES: tuple[Rule, ...] = (
         _inflected(
             "steal infect hijack exfiltrate ddos phish defraud dox doxx evade spoof spread deny "
             "harass cyberbully bully vandalize vandalise trespass traffic hurt torture abuse "
-            "abduct kidnap"
+            "abduct kidnap harm crash"
         )
         + " hack hacks hacking"
         + " stole stealing steals spies spy bullies denies cyberbullies vandalism sex-trafficking",
