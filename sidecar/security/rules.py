@@ -161,6 +161,8 @@ _FORBIDDEN_THINGS = (  # what no context makes a fit thing to make: asked for pl
     r"|harass(?:ing|ment)? (?:messages?|campaigns?|texts?|emails?|someone|people|him|her|them|"
     r"an?|my|the)"
     r"|date[- ]rape drugs?|zip bombs?|explosive devices?|weapons? of mass destruction"
+    r"|hack(?:s|ing)? into (?!my |our )(?:[\w'-]+ )?(?:systems?|databases?|networks?|servers?|"
+    r"accounts?)\b"
     r"|(?:homemade|home-made|diy|untraceable) (?:firearms?|guns?|weapons?)"
 )
 _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
@@ -259,8 +261,7 @@ _HARMFUL_MAKING = (  # software described by the harm it does ("a script that st
     r"exfiltrat\w*|ddos\w*|phish\w*|defraud\w*|dox\w*|evad(?:e|es|ing) (?:anti-?virus|"
     r"detection|law enforcement|security)|spoof(?:s|ing)? (?:an? )?(?:e-?mail|caller id|phone)|"
     r"spread(?:s|ing)? (?:false|fake|misinformation|disinformation|propaganda|hate)|"
-    r"den(?:y|ies) access|crash(?:es)? (?:a |the |any )?(?:computer|system|server|network|website|"
-    r"car|plane|drone)s?)"
+    r"den(?:y|ies) access)"
     r"|cyberbull\w*|(?:bully|bullying|harass|harassing) (?:and \w+ )?(?:people|others|individuals|"
     r"someone|users|kids|classmates|coworkers|colleagues|him|her|them)\b|vandali[sz]\w*"
     r"|trespass\w*|sex[- ]traffic\w*|traffic(?:king)? (?:endangered species|humans|people|women|"
@@ -268,8 +269,6 @@ _HARMFUL_MAKING = (  # software described by the harm it does ("a script that st
     r"pets|dogs|cats) (?:for (?:fun|sport)|without)|(?:abduct|kidnap)\w* (?:a |the )?(?:[\w'-]+ )?"
     r"(?:person|child|kid|woman|man|people|someone|children)\b"
     r"|steal(?:s|ing)? (?:[\w'-]+ ){0,3}?(?:information|data|credentials|passwords|identities)\b"
-    r"|hack(?:s|ing)? into (?!my |our )(?:[\w'-]+ )?(?:systems?|databases?|networks?|servers?|"
-    r"accounts?)\b"
 )
 _MAKING = (  # for a plain request: making or doing it, or getting, hiding or setting it off
     r"(?:(?:secretly|quietly|covertly|discreetly|anonymously|remotely|quickly|easily) )?"
@@ -1181,8 +1180,7 @@ RULES: tuple[Rule, ...] = (
             "heroin fentanyl lsd mdma pornography csam porn hate laundering launder identity "
             "insider ponzi pyramid credit debit untraceable ghost printed poison blackmail extort "
             "pedophilia paedophilia pedophile sex intercourse bestiality hack hacking harass "
-            "harassing harassment rape zip device devices destruction homemade firearm firearms "
-            "guns diy"
+            "harassing harassment rape zip destruction homemade diy"
         ),
         _plain_request(_FORBIDDEN_THINGS),
         also=_REQUEST_WORDS,
@@ -1204,8 +1202,7 @@ RULES: tuple[Rule, ...] = (
             "toxic poisonous gun guns firearm firearms handgun rifle pistol rumors "
             "rumours lies gossip poker casino blackjack slots betting two-factor 2fa mfa "
             "vulnerabilities romanticize romanticise romanticizes romanticises romanticizing "
-            "markets market falsify falsifies falsifying circumvent circumventing pose poses "
-            "posing pretend pretending impersonate impersonating"
+            "falsify falsifies falsifying circumvent circumventing impersonate impersonating minor"
         ),
         _plain_request(_FORBIDDEN_ACTS),
         also=_REQUEST_WORDS,
@@ -1213,13 +1210,14 @@ RULES: tuple[Rule, ...] = (
     _rule(  # "write a script that steals ...", "teach people how to engage in cyberbullying"
         "harmful_request",
         0.55,
+        # only its rarer words wake it (its grammar costs ~0.1 µs a character): "spread",
+        # "deny", "traffic", "harm", "abuse" and "crash" are everyday in technical text
         _inflected(
-            "steal infect hijack exfiltrate ddos phish defraud dox doxx evade spoof spread deny "
-            "harass cyberbully bully vandalize vandalise trespass traffic hurt torture abuse "
-            "abduct kidnap harm crash"
+            "steal infect hijack exfiltrate ddos phish defraud dox doxx evade spoof harass "
+            "cyberbully bully vandalize vandalise trespass torture abduct kidnap"
         )
-        + " hack hacks hacking"
-        + " stole stealing steals spies spy bullies denies cyberbullies vandalism sex-trafficking",
+        + " stole stealing steals spies spy bullies cyberbullies vandalism trafficking "
+        "sex-trafficking",
         _plain_request(_HARMFUL_MAKING),
         also=_REQUEST_WORDS,
     ),
@@ -2226,7 +2224,7 @@ RULES: tuple[Rule, ...] = (
         # command too; in a file or an issue it comes with an order to run it first)
         "tool_abuse",
         0.3,
-        "echo cat print printenv env environ type get",
+        "echo cat printenv env environ secret secrets credential credentials netrc pgpass",
         r"\becho \$\{?\w*(?:secret|token|key|password|passwd|credential)\w*"
         r"|\b(?:print|echo|cat|type|read)\w*\b[^\n]{0,40}?(?:\.env\b|secret|credential|\.aws/|"
         r"\.ssh/|id_rsa|\.netrc|\.pgpass)"
