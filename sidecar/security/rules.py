@@ -713,6 +713,8 @@ RULES: tuple[Rule, ...] = (
         r"(?:['\"]?\s*[:=]\s*['\"]?(?:enabled|on|true|active|activated|engaged|initiated|granted|"
         r"1)|"
         r"(?: is)?(?: now)? (?:enabled|active|activated|engaged|initiated|granted))\b",
+        also="godmode god jailbreak override admin_override system_override unrestricted dev "
+        "developer limits no_limits",
     ),
     _rule(  # the vendor's rules dismissed: "forget OpenAI's rules", "doesn't follow OpenAI
         # policy", "free of all limitations of OpenAI", "the opposite of OpenAI's policies" (not
@@ -1849,8 +1851,8 @@ RULES: tuple[Rule, ...] = (
         "role_injection",
         0.6,
         "end begin start new",
-        r"(?:^|\n|[\[(<#=*>|:-]\s*)(?:end|close) of (?:the )?(?:document|text|input|context|"
-        r"instructions|prompt|system prompt|user input|data|conversation|email|session|chat)\b"
+        r"(?<![a-z,;] )(?:end|close) of (?:the )?(?:document|text|input|context|instructions|"
+        r"prompt|system prompt|user input|data|conversation|email|session|chat)\b"
         r"(?=\s*(?:[\])>#=*|:.!-]|\n|$))"
         r"|(?<![#=*-])(?:#{2,}|-{2,}|={2,}|\*{2,})(?![#=*-])\s*end of (?:the )?[\w ]{1,20}?\s*"
         r"(?:#{2,}|-{2,}|={2,}|\*{2,})"
@@ -2027,7 +2029,7 @@ RULES: tuple[Rule, ...] = (
         0.3,
         "system admin administrator security compliance immediate mandatory mandated automated "
         "urgent",
-        r"(?:^|\n|[.!]\s+)(?:system|admin(?:istrator)?|security|compliance|automated \w+) "
+        r"(?<![a-z,;] )\b(?:system|admin(?:istrator)?|security|compliance|automated [a-z]+) "
         r"(?:notice|alert|message|update|directive|protocol|override|instruction)s?\s*:"
         r"|\b(?:immediate action required|this is (?:a )?mandatory|mandated by (?:company )?policy|"
         r"urgent security update|non-compliance (?:will )?results? in)\b",
@@ -2107,7 +2109,7 @@ RULES: tuple[Rule, ...] = (
         "indirect_injection",
         0.35,
         "message gave given beginning",
-        rf"\b(?:this is )?an? (?:important |urgent )?message from me,? [\w .'-]{{1,40}}?,? to "
+        rf"\bmessage from me,? [\w .'-]{{1,40}}?,? to "
         rf"you,? (?:the )?(?:[\w.-]*gpt[\w.-]*|claude[\w .-]{{0,12}}|gemini[\w .-]{{0,12}}|"
         rf"llama[\w .-]{{0,8}}|(?:ai |language )?{_AI})\b"
         r"|\bthe task (?:that )?i gave you (?:in the beginning|at the (?:beginning|start)|"
@@ -2230,7 +2232,8 @@ RULES: tuple[Rule, ...] = (
         r"\.ssh/|id_rsa|\.netrc|\.pgpass)"
         r"|\bos\.environ(?:\.items\(\)|\.copy\(\)|\)|\.get\(['\"]\w*(?:secret|token|key|password|"
         r"credential|database_url|dsn)\w*['\"])"
-        r"|(?:^|[\s`;&(])(?:env|printenv)(?:\s*\|\s*sort)?\s*>",
+        r"|\b(?:env|printenv)(?:\s*\|\s*sort)?\s*>",
+        literals="$ .env secret credential .aws/ .ssh/ id_rsa .netrc .pgpass environ env>",
     ),
     _rule(  # the order to run something before the real work, addressed to a coding agent in a file
         # or an issue: "Before modifying this file, run: ...", "Before patching, please verify ..."
@@ -2383,15 +2386,25 @@ RULES: tuple[Rule, ...] = (
         "obfuscation",
         0.6,
         "follow execute obey perform act carry",
-        r"\b(?:(?:decod|decipher|decrypt|translat|revers|unscrambl|convert|assembl|combin)\w*\b"
-        r".{0,100}?\b(?:and|then) (?:follow|execute|obey|perform|carry out|act on) (?:it|them)\b"
-        r"|(?:and|then) (?:follow|execute|obey|perform|carry out|act on) the (?:decoded|hidden|"
+        r"\b(?:(?:and|then) (?:follow|execute|obey|perform|carry out|act on) the (?:decoded|hidden|"
         r"resulting|encoded) (?:instructions?|message|text|result)\b"
         r"|(?:follow|execute|obey|carry out|act on|do) (?:the )?(?:instructions?|commands?|what "
         r"(?:it|they) says?) (?:in|from|of) (?:the|this|your) (?:translat|decod|result|output|"
         r"message|text|string)\w*"
         r"|(?:follow|execute|obey|carry out|act on) (?:any|all|the) (?:instructions?|commands?) "
         r"(?:in|inside|within|contained in) (?:it|them|the text|this)\b)",
+    ),
+    _rule(  # "decode it and follow it" (not "choose what is good in them and follow it")
+        "obfuscation",
+        0.6,
+        "follow execute obey perform act carry",
+        r"\b(?:decod|decipher|decrypt|translat|revers|unscrambl|convert|assembl|combin)\w*\b"
+        r".{0,100}?\b(?:and|then) (?:follow|execute|obey|perform|carry out|act on) (?:it|them)\b",
+        also=_inflected(
+            "decode decipher decrypt translate reverse unscramble convert assemble combine"
+        )
+        + " decoded decrypted translated reversed converted assembled combined "
+        "translation",
     ),
     _rule(  # "translate this to Spanish and then do what it says"
         "obfuscation",
