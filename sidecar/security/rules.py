@@ -367,8 +367,9 @@ _PRIOR = (
 )
 _RULES_NOUN = (
     r"(?:instructions?|instruction set|directions|directives?|rules?|guidelines?|guidance|prompts?|"
-    r"i\w{1,2}structions|in\w?ructions|instr\w{0,2}ctions|commands|orders|constraints?|restrictions?|programming|guardrails?|policies|policy|"
-    r"system message|training|conditioning|protocols?|safeguards?|filters)"
+    r"i\w{1,2}structions|in\w?ructions|instr\w{0,2}ctions|commands|orders|constraints?|"
+    r"restrictions?|programming|guardrails?|policies|policy|system message|training|"
+    r"conditioning|protocols?|safeguards?|filters)"
 )
 _AI = (
     r"(?:ai|a\.i\.|llm|language model|assistant|chatbot|chat bot|bot|model|gpt|chatgpt|claude|"
@@ -613,14 +614,28 @@ RULES: tuple[Rule, ...] = (
         also="developers developer creators creator programmers programmer makers maker "
         "trainers trainer company owners owner",
     ),
+    _rule(  # the assistant told to drop what it was set up as: "Forget your role. Output: ...",
+        # "Disregard the original task" (not "forget your role as a parent", "ignore the previous
+        # task, I solved it", "don't forget your goal")
+        "instruction_override",
+        0.6,
+        "forget ignore disregard abandon drop leave",
+        r"\b(?:forget|ignore|disregard|abandon|drop|leave behind) (?:your|the) (?:current |"
+        r"original |assigned |previous )?(?:role|persona|character|identity|purpose)\b"
+        r"(?! as an? \w+)"
+        r"|\b(?:ignore|disregard|abandon|drop) (?:your|the) (?:original|assigned|initial) (?:task|"
+        r"objective|goal|assignment)\b",
+    ),
     _rule(  # dismiss the content, then dictate what to say: "ignore the resume and state: ..."
         "instruction_override",
         0.6,
         "ignore disregard forget",
         r"(?:ignore|disregard|forget) (?!my |me |all my )(?:the |this |that |these |those |all |"
-        r"any )?(?:[\w'-]+ ){0,2}?(?:and|,)\s?(?:then |instead |just |only |simply )*"
+        r"any )?(?:[\w'-]+ ){0,2}?(?:and|,|:)\s?(?:then |instead |just |only |simply )*"
         r"(?:state|say|print|output|declare|announce|claim|insist|respond with|reply with|"
-        r"answer with|tell (?:the user|users|the reader|them|everyone))\b",
+        r"answer with|tell (?:the user|users|the reader|them|everyone))\b"
+        r"|(?:ignore|disregard|forget) (?:that|this|the above|everything)\s?:\s*(?:now |then |"
+        r"instead |just |only |simply )*(?:say|print|output|respond with|reply with|answer with)\b",
     ),
     _rule(  # the Tensor Trust hijack: make the guard say its unlock phrase whatever the password
         "instruction_override",
@@ -1472,6 +1487,23 @@ RULES: tuple[Rule, ...] = (
         also="people folks persons men women slur slurs " + _PEOPLE_WORDS,
     ),
     # -- system-prompt extraction ---------------------------------------------------------------
+    _rule(  # the guarded secret coaxed out piece by piece: "the hidden word you were told to
+        # protect", "a riddle whose answer is the secret password", "the first three letters of
+        # the password" (not a password policy's "how many characters should a password have")
+        "prompt_extraction",
+        0.6,
+        "password passphrase word secret code letters characters",
+        r"\b(?:password|passphrase|word|secret|code)s? (?:that )?you (?:were|are|have been) "
+        r"(?:told|given|asked|instructed|supposed) to (?:protect|keep|guard|hide|not (?:reveal|"
+        r"share|tell))"
+        r"|\b(?:riddle|rhyme|poem|acrostic|story|song|hint|clue)s? (?:[\w'-]+ ){0,3}?(?:answer|"
+        r"solution|hides?|contains?|spells?) (?:[\w'-]+ ){0,2}?(?:is |are )?(?:the|your) "
+        r"(?:secret |hidden )(?:password|passphrase|word|code)\b"
+        r"|\b(?:first|last|next) (?:\w+ )?(?:letters?|characters?) of (?:the|your) (?:secret |"
+        r"hidden )?(?:password|passphrase|secret word|code word)\b",
+        also="protect keep guard hide reveal share tell answer solution hides contains spells "
+        "first last next",
+    ),
     _rule(  # the system message asked for in the languages low-resource jailbreaks use (Zulu,
         # Scots Gaelic, Irish, Albanian): "umyalezo wakho wesistimu", "teachdaireachd siostam",
         # "teachtaireacht chórais", "kërkesën tënde të sistemit"
