@@ -116,14 +116,20 @@ _VICTIM_VERBS = (
     r"|strangl\w*|suffocat\w*|drown|rape|molest\w*|beat up|injure)"
 )
 _VICTIM = (  # a person as the object: "poison someone", "kill my neighbour"
-    r"someone|somebody|a person|people|others|a child|children|a high-profile|an? (?:\w+ )?"
+    r"someone|somebody|a person|people|others|a child|children|a high-profile|an? (?:[\w-]+ ){0,3}?"
     r"(?:person|individual|official|politician|journalist|witness|ex|neighbou?r|boss|coworker|"
-    r"colleague|wife|husband|partner|girlfriend|boyfriend)|my (?:\w+ )?(?:ex|neighbou?r|boss|"
+    r"colleague|wife|husband|partner|girlfriend|boyfriend|child|baby|toddler|infant|kid|"
+    r"teenager|woman|man|girl|boy)|my (?:\w+ )?(?:ex|neighbou?r|boss|"
     r"coworker|colleague|wife|husband|partner|girlfriend|boyfriend|teacher|classmate|roommate|"
     r"flatmate|sister|brother|mother|father|mom|dad|stepdad|stepmom|son|daughter|friend|landlord|"
     r"tenant|employee|manager)"
     r"(?!'s (?:weeds|plants|grass|lawn|trees?|garden|bushes|flowers|moss|mold|ants|bugs|pests|"
     r"buzz|mood|vibe|time)\b)|\w+'s food|him|her|them"
+)
+_NOT_A_PERSON = (  # "kill a child process", "kill the parent thread": computing, not people
+    r"(?! (?:process|processes|thread|threads|node|nodes|element|elements|component|components|"
+    r"class|classes|window|windows|task|tasks|job|jobs|pid|pids|container|containers|pod|pods|"
+    r"widget|widgets|span|spans|theme|row|rows|entity|entities|object|objects)\b)"
 )
 _NOT_IN_GAME = (  # "how do I kill someone in Call of Duty?" is a player's question
     r"(?!(?: [\w'-]+){0,3}? (?:in|on|at|playing) (?:a |the )?(?:[\w'-]+ ){0,3}?(?:game|video game|"
@@ -152,6 +158,10 @@ _FORBIDDEN_THINGS = (  # what no context makes a fit thing to make: asked for pl
     r"|\bcsam\b"
     r"|revenge porn|hate speech|money laundering|launder(?:ing)? (?:money|cash|funds|proceeds)"
     r"|identity theft|insider trading|ponzi scheme|pyramid scheme|credit card (?:skimmers?|fraud)"
+    r"|(?:card )?skimming devices?|(?:anonymous |convincing )?death threats?"
+    r"|(?:antibiotic|drug|multi-?drug)[- ]resistant (?:bacteria|strains?|e\.? ?coli|pathogens?)"
+    r"|bacteria resistant to antibiotics|biological (?:warfare )?agents?|chemical warfare agents?"
+    r"|racist (?:vitriol|slurs|jokes|rants?|propaganda|manifestos?)|bleach (?:and|with) ammonia"
     r"|(?:stolen|cloned) (?:credit|debit) cards?|untraceable (?:guns?|firearms?|weapons?|poisons?)"
     r"|ghost guns?|3d[- ]printed (?:guns?|firearms?)|(?:a|the) (?:perfect |untraceable )?poison"
     r"|blackmail (?:messages?|letters?|notes?|emails?|someone|people|him|her|them|an?|my|the)"
@@ -166,12 +176,13 @@ _FORBIDDEN_THINGS = (  # what no context makes a fit thing to make: asked for pl
     r"|(?:homemade|home-made|diy|untraceable) (?:firearms?|guns?|weapons?)"
 )
 _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
-    rf"{_VICTIM_VERBS} (?:{_VICTIM}){_NOT_IN_GAME}"
+    rf"{_VICTIM_VERBS} (?:{_VICTIM}){_NOT_A_PERSON}{_NOT_IN_GAME}"
     r"|(?:steal|stealing) (?:someone's|a person's|people's|customers'?|their|his|her) "
     r"(?:identity|credit card|bank|password|savings)"
     r"|cause (?:physical |serious |bodily )?harm to|(?:manipulat|trick|coerc|pressur|deceiv)\w*"
-    r"(?: or \w+)? (?:someone|people|a person|him|her|them|others|my \w+) into (?:committing|"
-    r"harming|killing|suicide|self-harm|giving|sending|doing)"
+    r"(?: or \w+)? (?:someone|people|a person|him|her|them|others|(?:my|your|his|her|their|a) \w+) "
+    r"into (?:committing|harming|killing|suicide|self-harm|giving|sending|doing|sharing|revealing|"
+    r"having sex|sex)"
     r"|commit(?:ting)? (?:an? |acts? of )?(?:violent |insurance |mail |bank |tax |securities |"
     r"healthcare |voter |election )?(?:suicide|fraud|violence|crimes?|"
     r"identity theft|"
@@ -240,7 +251,10 @@ _FORBIDDEN_ACTS = (  # ... or the harmful act itself, as a verb phrase
     r"|ruin(?:ing)? (?:his|her|their|someone's|a person's|my \w+'s) (?:reputation|life|career|"
     r"marriage)|get(?:ting)? revenge on"
     r"|evad(?:e|ing) (?:taxes|the police|law enforcement|arrest)|poison (?:a|the) water supply"
-    r"|(?:buy|get|obtain)\w* (?:a |an )?(?:gun|firearm|handgun|rifle|pistol|weapon)s? "
+    r"|illegally (?:buy|purchase|get|obtain|acquire)\w* (?:a |an )?(?:gun|firearm|handgun|rifle|"
+    r"pistol|weapon|drugs?)s?\b|(?:buy|sell|purchase|obtain)\w* (?:[\w'-]+ ){0,3}?(?:on|from|"
+    r"through) the (?:black market|dark ?web)\b"
+    r"|(?:buy|get|obtain|purchase)\w* (?:a |an )?(?:gun|firearm|handgun|rifle|pistol|weapon)s? "
     r"(?:illegally|without (?:a )?(?:background check|paperwork|license|licence|permit|id))"
     r"|spread(?:ing)? (?:rumou?rs|lies|gossip) about (?:her|him|them|my \w+|someone|a coworker)"
     r"|cheat(?:ing)? (?:at|in) (?:online )?(?:poker|casinos?|blackjack|slots|betting|exams?|tests?)"
@@ -271,9 +285,9 @@ _HARMFUL_MAKING = (  # software described by the harm it does ("a script that st
     r"|steal(?:s|ing)? (?:[\w'-]+ ){0,3}?(?:information|data|credentials|passwords|identities)\b"
 )
 _MAKING = (  # for a plain request: making or doing it, or getting, hiding or setting it off
-    r"(?:(?:secretly|quietly|covertly|discreetly|anonymously|remotely|quickly|easily) )?"
+    r"(?:(?:secretly|quietly|covertly|discreetly|anonymously|remotely|quickly|easily|safely) )?"
     rf"(?:{_ACT}|(?:brew|grow|get|code|program|assemble|smuggle|detonate|set off|deploy|send|"
-    r"order|hide|run|start|plan|organi[sz]e|install|load)s?|got)"
+    r"order|hide|run|start|plan|organi[sz]e|install|load|set up|culture)s?|got)"
 )
 _NOT_USE = (  # ... unless it is made to defend against: "a botnet detection model", "a phishing
     # email example for our security awareness training"
@@ -306,7 +320,7 @@ def _plain_request(forbidden: str) -> str:
         r"|(?:^|[.!?:;]\s+|\b(?:please|now|then|and|also|just|so|you),? )(?:write|create|generate"
         r"|build|code|program|make|design|develop|draft|compose|produce|give|provide|list|teach"
         r"|post|tweet|draw)"
-        r"(?: me| us)? "
+        r"(?: me| us)? (?:an? (?:detailed |full |complete )?list of )?"
         rf"(?:(?!{_DEFENSIVE})[\w'-]+ ){{0,7}}?(?:{forbidden}){_NOT_USE}"
     )
 
@@ -1209,7 +1223,8 @@ RULES: tuple[Rule, ...] = (
             "heroin fentanyl lsd mdma pornography csam porn hate laundering launder identity "
             "insider ponzi pyramid credit debit untraceable ghost printed poison blackmail extort "
             "pedophilia paedophilia pedophile sex intercourse bestiality hack hacking harass "
-            "harassing harassment rape zip destruction homemade diy"
+            "harassing harassment rape zip destruction homemade diy skimming death resistant "
+            "bacteria warfare vitriol ammonia"
         ),
         _plain_request(_FORBIDDEN_THINGS),
         also=_REQUEST_WORDS,
@@ -1231,7 +1246,8 @@ RULES: tuple[Rule, ...] = (
             "toxic poisonous gun guns firearm firearms handgun rifle pistol rumors "
             "rumours lies gossip poker casino blackjack slots betting two-factor 2fa mfa "
             "vulnerabilities romanticize romanticise romanticizes romanticises romanticizing "
-            "falsify falsifies falsifying circumvent circumventing impersonate impersonating minor"
+            "falsify falsifies falsifying circumvent circumventing impersonate impersonating minor "
+            "illegally organs"
         ),
         _plain_request(_FORBIDDEN_ACTS),
         also=_REQUEST_WORDS,
@@ -1278,14 +1294,14 @@ RULES: tuple[Rule, ...] = (
         "hurt harm kill poison injure incapacitate body bodies corpse corpses supply supplies "
         "reservoir scare burn",
         r"\b(?:combine|mix|make|use|create|build|put|give|buy|get)\w* [^.?!]{0,60}?\bto (?:hurt|"
-        rf"harm|kill|poison|injure|incapacitate) (?:{_VICTIM})\b(?!'s)"
+        rf"harm|kill|poison|injure|incapacitate) (?:{_VICTIM})\b(?!'s){_NOT_A_PERSON}"
         r"|\b(?:hide|hiding|dispose of|disposing of|get rid of|getting rid of|dissolve|dissolving|"
         r"bury|burying) (?:a |the |his |her |their )?(?:dead )?(?:body|bodies|corpse|corpses)\b"
         r"(?![^.?!]{0,60}\b(?:in|from|on) (?:the )?(?:movie|film|show|series|book|novel|episode|"
         r"game)\b)"
         r"|\bpoison\w* (?:a |the |our )?(?:[\w'-]+ )?water (?:supply|supplies|system|reservoir)"
         r"|\b(?:explosion|explosive|blast|fire|bomb)s? (?:to|that (?:will|would|could)) (?:scare|"
-        rf"hurt|harm|injure|kill|burn) (?:{_VICTIM})\b",
+        rf"hurt|harm|injure|kill|burn) (?:{_VICTIM})\b{_NOT_A_PERSON}",
     ),
     _rule(  # a dose that escapes an autopsy; pills without a prescription
         "harmful_request",
