@@ -257,24 +257,21 @@ def adversarial_suffix(text: str) -> float:
     if model is not None:
         means, token_of = model.piece_means(tokens)
         listing = line.count(", ") >= 2
-        weight = [1.0 if flag else 0.0 for flag in odd]
-        for token in set(token_of[means < RARE].tolist()):
-            weight[token] = max(weight[token], _letter_weight(tokens[token], listing))
-        rare = sum(weight)
+        for token in token_of[means < RARE].tolist():
+            odd[token] = odd[token] or not _named(tokens[token], listing)
+        rare = sum(odd)
         if rare >= 5 and rare >= 0.3 * len(tokens):
             return 0.8
     return 0.5 if glued >= 4 and glued >= 0.2 * len(tokens) else 0.0
 
 
-def _letter_weight(token: str, listing: bool) -> float:
-    """How much a token the letter model finds rare counts as noise: an initialism ("NVENC")
-    not at all, since the model knows English letter runs and initialisms are not made of
-    them; in a list ("Binance, Bybit, Coinbase, OKX, Kraken"), a capitalised word neither:
-    a product description names things one after another, an optimiser's suffix does not."""
+def _named(token: str, listing: bool) -> bool:
+    """Whether a token the letter model finds rare is a name rather than noise: an initialism
+    ("NVENC"), which is not made of English letter runs, or in a list ("Binance, Bybit,
+    Coinbase, OKX, Kraken") a capitalised word: a product description names things one after
+    another, an optimiser's suffix does not."""
     core = token.strip(_EDGE_PUNCTUATION)
-    if core.isupper():
-        return 0.0
-    return 0.0 if listing and core[:1].isupper() and core[1:].islower() else 1.0
+    return core.isupper() or (listing and core[:1].isupper() and core[1:].islower())
 
 
 def _spare_notation(line: str, tokens: list[str], odd: list[bool]) -> None:
