@@ -3,7 +3,10 @@
 Each check runs in this process on a single thread over prompts of three sizes (short ~60
 characters, 1 kB, 10 kB), built from a fixed seed out of benign English, code, a little
 non-ASCII text and one embedded attack in a tenth of them, so the gated steps (decoding,
-pattern rules) run as often as they would on mixed traffic. Every call is timed with
+pattern rules) run as often as they would on mixed traffic. Those prompts repeat eight
+sentences, so few rules wake; the ``document`` sizes are windows of Python's own documentation
+(``pydoc_data``, at seeded offsets): varied prose and code, as a retrieved context is, which
+wakes most rules. Every call is timed with
 ``thread_time_ns`` (CPU time of this thread: other processes on the machine do not inflate it);
 a run cycles through the prompts, after a warm-up.
 
@@ -31,6 +34,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
+from pydoc_data.topics import topics
 from time import thread_time_ns
 
 import numpy as np
@@ -43,7 +47,13 @@ from sidecar.security.normalize import Normalized, normalize
 from sidecar.security.tokens import tokenize
 
 SIZES = {"short": 60, "1 kB": 1_000, "10 kB": 10_000}
-TARGETS_US = {"1 kB": 150.0, "10 kB": 1_000.0}  # whole stage, p50
+DOCUMENTS = {"1 kB document": 1_000, "10 kB document": 10_000}
+TARGETS_US = {  # whole stage, p50
+    "1 kB": 150.0,
+    "10 kB": 1_000.0,
+    "1 kB document": 150.0,
+    "10 kB document": 1_000.0,
+}
 PIECES = (
     "Please summarise the attached quarterly report for the finance team in five bullet points.",
     "Write a Python function that parses a CSV file and returns the rows as dictionaries.",
@@ -69,6 +79,12 @@ def prompts(size: int, count: int, seed: int) -> list[str]:
             text = text[:cut] + ATTACK + text[cut:]
         out.append(text[:size])
     return out
+
+
+def documents(size: int, count: int, seed: int) -> list[str]:
+    text = "\n\n".join(topics[key] for key in sorted(topics))
+    rng = random.Random(seed)
+    return [text[start : start + size] for start in rng.sample(range(len(text) - size), count)]
 
 
 def timed(fn: Callable[[str], object], texts: list[str], calls: int) -> list[int]:
@@ -103,8 +119,11 @@ def step_functions(
 def measure(calls: int) -> dict[str, dict[str, dict[str, float]]]:
     detector = InjectionDetector.load()
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for label, size in SIZES.items():
-        texts = prompts(size, 200, seed=size)
+    texts_by_size = {label: prompts(size, 200, seed=size) for label, size in SIZES.items()}
+    for label, size in DOCUMENTS.items():
+        texts_by_size[label] = documents(size, 200, seed=size)
+    for label, texts in texts_by_size.items():
+        size = len(texts[0])
         steps = step_functions(detector, {text: normalize(text) for text in texts})
         n = calls if size <= 1_000 else max(calls // 5, 100)
         results[label] = {}

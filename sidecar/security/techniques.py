@@ -51,7 +51,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.security.normalize import Normalized
-from sidecar.security.rules import RULES, SIGNAL_RULES, Rule
+from sidecar.security.prefilter import Prefilter
+from sidecar.security.rules import RULES, SIGNAL_RULES
 from sidecar.security.tokens import Index, Tokens, first_word, hash_of, tokenize
 
 
@@ -85,6 +86,7 @@ for _signal, _least, _weight, _technique in SIGNAL_RULES:
     _SIGNALS.setdefault(_signal, []).append((_least, _weight, _technique))
 _NEEDS_ESSENTIAL = frozenset(rule.technique for rule in RULES if rule.essential)
 _SCRIPT_RULES = tuple(number for number, rule in enumerate(RULES) if rule.scripts)
+_PREFILTER = Prefilter(RULES)
 
 
 def words_of(tokens: Tokens) -> set[str]:
@@ -116,20 +118,23 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
         tokens = tokenize(norm.inspected_lower)
     lowered = tokens.lowered
     words = words_of(tokens)
+    encoded = _PREFILTER.encode(lowered)  # None for short texts: no prefilter
     misses: dict[str, float] = {}  # family -> product of (1 - weight)
     matched: dict[str, int] = {}  # family -> rules of it that count alone and matched
-    company: dict[str, list[Rule]] = {}  # woken rules that need others of their family
+    company: dict[str, list[int]] = {}  # woken rules that need others of their family
     for number in candidates(words, norm.other_scripts):
         rule = RULES[number]
         if not rule.applies(lowered, words, norm.other_scripts):
             continue
         if rule.quorum > 1:
-            company.setdefault(rule.technique, []).append(rule)
-        elif rule.pattern.search(lowered):
+            company.setdefault(rule.technique, []).append(number)
+        elif _found(number, lowered, encoded):
             misses[rule.technique] = misses.get(rule.technique, 1.0) * (1.0 - rule.weight)
             matched[rule.technique] = matched.get(rule.technique, 0) + 1
-    for family, rules in company.items():
-        _corroborate(lowered, family, rules, matched.get(family, 0), misses)
+    for family, numbers in company.items():
+        _corroborate(
+            lowered, encoded, family, numbers, matched=matched.get(family, 0), misses=misses
+        )
     for signal, count in norm.signals.items():  # usually none
         for least, weight, technique in _SIGNALS.get(signal, ()):
             if count >= least:
@@ -143,16 +148,30 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
     return {family: round(1.0 - miss, 4) for family, miss in misses.items()}
 
 
+def _found(number: int, lowered: str, encoded: bytes | None) -> bool:
+    """Whether rule ``number`` matches: its own regex decides, where the prefilter lets it."""
+    return (
+        _PREFILTER.may_match(number, encoded) and RULES[number].pattern.search(lowered) is not None
+    )
+
+
 def _corroborate(
-    lowered: str, family: str, rules: list[Rule], matched: int, misses: dict[str, float]
+    lowered: str,
+    encoded: bytes | None,
+    family: str,
+    numbers: list[int],
+    *,
+    matched: int,
+    misses: dict[str, float],
 ) -> None:
     """Add the woken rules that need company, where enough of their family match: their
     regexes run only if enough of them were woken for any to reach its quorum."""
+    rules = [RULES[number] for number in numbers]
     if matched + len(rules) < min(rule.quorum for rule in rules):
         return
     if family in _NEEDS_ESSENTIAL and not any(rule.essential for rule in rules):
         return  # e.g. a persona and a disclaimer, but no harm asked for
-    found = [rule for rule in rules if rule.pattern.search(lowered)]
+    found = [RULES[number] for number in numbers if _found(number, lowered, encoded)]
     if family in _NEEDS_ESSENTIAL and not any(rule.essential for rule in found):
         return
     for rule in found:
