@@ -2502,7 +2502,8 @@ RULES: tuple[Rule, ...] = (
         "assistant ai model",
         r"(?:^|\n|[>|\[(<\"'*]\s*|[.!?:]\s+|\]\s*)(?:ai )?(?:assistant|ai|model)\s*:\s*"
         r"(?:please\s+)?(?:also\s+|now\s+|then\s+|first,?\s+|immediately\s+|"
-        r"(?:after|before|when|while) \w+ing(?: \w+)?,?\s+)?(?:include|forward|send|append|add|"
+        r"(?:after|before|when|once|while) (?:\w+ing(?: \w+)?,?|[^,.\n]{1,40},)\s+)?"
+        r"(?:include|forward|send|append|add|"
         r"insert|e-?mail|say|output|print|reveal|ignore|disregard|call|post|delete|run|execute|"
         r"attach|share|upload|transfer|grant|approve|click|visit|fetch|export)\b",
         literals="assistant: ai: model: assistant : ai : model :",
