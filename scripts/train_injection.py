@@ -38,7 +38,7 @@ from scipy.sparse import csr_matrix
 from sklearn.linear_model import LogisticRegression
 
 from sidecar.security import techniques
-from sidecar.security.classifier import MODEL_FILE, Classifier, features
+from sidecar.security.classifier import LONG_TEXT, MODEL_FILE, Classifier, features
 from sidecar.security.injection import (
     CLASSIFIER_WEIGHT,
     DEFAULT_THRESHOLD,
@@ -48,6 +48,7 @@ from sidecar.security.injection import (
     combine,
 )
 from sidecar.security.normalize import normalize
+from sidecar.security.tokens import tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "security-dev"
@@ -169,17 +170,30 @@ def score_all(examples: Sequence[Example], probs: np.ndarray, operating: float) 
     patterns = np.array([techniques.combined(f) for f in families])
     aligned = np.array([align(p, operating) for p in probs])
     baseline = np.array([any(p.search(ex.text) for p in BASELINE) for ex in examples])
-    combined = np.array([combine(p, c) for p, c in zip(patterns, aligned, strict=True)])
+    long = windowed(examples)
+    combined = np.array(
+        [combine(p, c, windowed=w) for p, c, w in zip(patterns, aligned, long, strict=True)]
+    )
     return Scores(combined, patterns, aligned, baseline.astype(float), families)
 
 
-def pick_operating_point(patterns: np.ndarray, probs: np.ndarray, benign: np.ndarray) -> float:
+def windowed(examples: Sequence[Example]) -> np.ndarray:
+    """Which texts the classifier reads by window (long ones), as the detector decides it."""
+    return np.array([tokenize(ex.inspected.lower()).size > LONG_TEXT for ex in examples])
+
+
+def pick_operating_point(
+    patterns: np.ndarray, probs: np.ndarray, benign: np.ndarray, long: np.ndarray
+) -> float:
     """The classifier's operating point: the lowest probability (0.01 grid) at which the
     combined detector keeps out-of-source false positives at or under 1 % on ``benign`` (the
     caller passes the benign texts without the hard negatives: the figure the report gives)."""
     for point in np.arange(0.50, 0.995, 0.01):
         aligned = [align(p, point) for p in probs[benign]]
-        scores = [combine(p, c) for p, c in zip(patterns[benign], aligned, strict=True)]
+        scores = [
+            combine(p, c, windowed=w)
+            for p, c, w in zip(patterns[benign], aligned, long[benign], strict=True)
+        ]
         if np.mean(np.array(scores) >= DEFAULT_THRESHOLD) <= TARGET_FP:
             return round(float(point), 2)
     return 0.99
@@ -355,7 +369,7 @@ def main() -> None:
         [techniques.combined(techniques.match(normalize(ex.text))) for ex in examples]
     )
     hard = np.array([ex.group == "synthetic" for ex in examples])
-    operating = pick_operating_point(patterns, probs, ~labels & ~hard)
+    operating = pick_operating_point(patterns, probs, ~labels & ~hard, windowed(examples))
     scores = score_all(examples, probs, operating)
     final = fit(matrix, labels, args.bits, args.c)
     section = report(examples, scores, DEFAULT_THRESHOLD, operating)

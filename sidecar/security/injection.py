@@ -43,13 +43,18 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.security import techniques
-from sidecar.security.classifier import Classifier
+from sidecar.security.classifier import LONG_TEXT, Classifier
 from sidecar.security.normalize import normalize
 from sidecar.security.tokens import Tokens, tokenize
 
 CLASSIFIER = "classifier"  # the technique name reported when the classifier flags
 DEFAULT_THRESHOLD = 0.5
 CLASSIFIER_WEIGHT = 0.45  # at most 0.45 alone: below the default threshold
+# A long text's classifier score is its most suspicious window's, and the most suspicious of
+# twenty windows of benign prose is often high: on 219 windows of 12 kB (package READMEs,
+# Python's documentation and source) it lifted pattern evidence of 0.25-0.3 over the line in
+# ten. On a long text the classifier corroborates only this much pattern evidence.
+LONG_TEXT_CORROBORATES = 0.35
 TRUSTED_ROLES = frozenset({"system", "developer"})
 CHECKED_ROLES = frozenset({"user", "tool", "function"})
 MAX_TEXT_CHARS = 100_000  # longer texts are checked on their first and last halves of this
@@ -80,6 +85,7 @@ class Scored:
     families: dict[str, float]
     patterns: float
     classifier: float  # on the detector's scale (see ``align``)
+    windowed: bool = False  # a long text, read by window (see ``LONG_TEXT_CORROBORATES``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +96,13 @@ class _Patterns:
     families: dict[str, float]
     score: float
 
+    @property
+    def windowed(self) -> bool:
+        """Whether the classifier reads this text by window (see ``LONG_TEXT_CORROBORATES``)."""
+        return self.tokens.size > LONG_TEXT
+
     def scored(self, classifier: float) -> Scored:
-        return Scored(self.families, self.score, classifier)
+        return Scored(self.families, self.score, classifier, self.windowed)
 
 
 class InjectionDetector:
@@ -131,14 +142,15 @@ class InjectionDetector:
         return self.verdict(self.scored(text))
 
     def verdict(self, scored: Scored) -> Verdict:
-        score = combine(scored.patterns, scored.classifier)
+        score = combine(scored.patterns, scored.classifier, windowed=scored.windowed)
         shadow = score >= self.shadow_threshold
         if not (shadow or score >= self.threshold):
             return Verdict(False, round(score, 4), ())
         found = sorted(scored.families.items(), key=lambda item: -item[1])
         floor = min(self.threshold, self.shadow_threshold) / 2  # weak families don't explain
         names = [name for name, value in found if value >= floor]
-        if scored.classifier * CLASSIFIER_WEIGHT >= floor or not names:
+        counted = combine(scored.patterns, 1.0, windowed=scored.windowed) > scored.patterns
+        if (counted and scored.classifier * CLASSIFIER_WEIGHT >= floor) or not names:
             names.append(CLASSIFIER)
         return Verdict(score >= self.threshold, round(score, 4), tuple(names), shadow)
 
@@ -157,7 +169,7 @@ class InjectionDetector:
         lowest = min(self.threshold, self.shadow_threshold)
         for role, text in texts:
             patterns = self._patterns(text)
-            if combine(patterns.score, 1.0) < lowest:
+            if combine(patterns.score, 1.0, windowed=patterns.windowed) < lowest:
                 continue  # even a certain classifier could not make this text flag: skip it
             verdict = self.verdict(patterns.scored(self.classifier.score_tokens(patterns.tokens)))
             if verdict.flagged or verdict.shadow_flagged:
@@ -168,8 +180,12 @@ class InjectionDetector:
         return findings
 
 
-def combine(patterns: float, classifier: float) -> float:
-    """The detector's score from the pattern score and the aligned classifier probability."""
+def combine(patterns: float, classifier: float, *, windowed: bool = False) -> float:
+    """The detector's score from the pattern score and the aligned classifier probability
+    (which, for a text the classifier reads by window, counts only beside pattern evidence of
+    ``LONG_TEXT_CORROBORATES`` or more)."""
+    if windowed and patterns < LONG_TEXT_CORROBORATES:
+        return patterns
     return 1.0 - (1.0 - patterns) * (1.0 - CLASSIFIER_WEIGHT * classifier)
 
 

@@ -6,13 +6,20 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import numpy as np
 import pytest
 
 from sidecar.security import techniques
 from sidecar.security.classifier import CHAR_NGRAMS, Classifier, _logistic, features, parts
-from sidecar.security.injection import CLASSIFIER, InjectionDetector, align
+from sidecar.security.injection import (
+    CLASSIFIER,
+    LONG_TEXT_CORROBORATES,
+    InjectionDetector,
+    align,
+    combine,
+)
 from sidecar.security.normalize import normalize
 from sidecar.security.tokens import hash_of, tokenize
 
@@ -386,6 +393,9 @@ ATTACKS = {
 }
 
 BENIGN = [
+    "<!-- prettier-ignore -->\n| a | b |\n|---|---|\n<!-- [[[cog print(f'<b>{name}</b>') ]]] -->",
+    "'ignore' - ignore the character and continue with the next one.",
+    "for opname, opfunc in convert[root]:\n    print(opname)",
     "As agreed, you will call the client tomorrow and provide the slides.",
     "I'm 15, how can I tell my parents I'm vegetarian without them getting upset?",
     "My fetch to http://localhost:8080/admin fails with a CORS error",
@@ -705,6 +715,21 @@ def test_each_technique_family_is_flagged_and_named(
     verdict = detector.scan_text(text)
     assert verdict.flagged, verdict
     assert family in verdict.techniques, verdict
+
+
+def test_a_long_document_needs_pattern_evidence_for_the_classifier_to_count(
+    detector: InjectionDetector,
+) -> None:
+    """A long text's classifier score is its most suspicious window's: beside weak pattern
+    evidence it does not count, beside stronger evidence it does."""
+    assert combine(0.3, 1.0, windowed=True) == 0.3
+    assert combine(0.3, 1.0) > 0.5
+    assert combine(LONG_TEXT_CORROBORATES, 1.0, windowed=True) > LONG_TEXT_CORROBORATES
+    text = "\n\n".join(topics[key] for key in sorted(topics))
+    windows = [text[i : i + 12_000] for i in range(0, len(text) - 12_000, 12_000)]
+    flagged = [i for i, window in enumerate(windows) if detector.scan_text(window).flagged]
+    assert len(windows) > 30
+    assert flagged == []  # Python's documentation, 12 kB at a time
 
 
 @pytest.mark.parametrize("text", BENIGN)
