@@ -475,7 +475,10 @@ RULES: tuple[Rule, ...] = (
         "ignore ignoring disregard disregarding forget forgetting override overriding bypass "
         "skip discard abandon drop neglect omit aside attention follow obey heed listen adhere "
         "comply",
-        rf"\b(?<!['\u2018]){_DISMISS} (?!my |all my |what i )(?:[\w'-]+ ){{0,4}}?{_PRIOR} "
+        # (a relative clause in the gap puts the rules in another sentence's object: "we skip
+        # testcases that violate these restrictions")
+        rf"\b(?<!['\u2018]){_DISMISS} (?!my |all my |what i )"
+        rf"(?:(?!(?:that|which|who|whose|where|when|if|unless)\b)[\w'-]+ ){{0,4}}?{_PRIOR} "
         rf"(?:[\w'-]+ ){{0,3}}?{_RULES_NOUN}\b(?![\"\u201d]\s*(?:means?|is|are|do|does|refers?|"
         r"phrases?|attacks?|prompts?|injections?|tricks?|works?|stands? for)\b)",
     ),
@@ -773,7 +776,9 @@ RULES: tuple[Rule, ...] = (
         "persona_jailbreak",
         0.35,
         "enabled on true active activated engaged initiated granted",
-        r"\b(?:god ?mode|jailbreak(?:[ _]mode)?|(?:admin|system|safety|root|developer|emergency)"
+        # (not a keyword argument: "set_config(dev_mode=1)")
+        r"\b(?<!\()(?<!,)(?<!, )(?:god ?mode|jailbreak(?:[ _]mode)?|(?:admin|system|safety|root|"
+        r"developer|emergency)"
         r"[ _]override|unrestricted[ _]mode|dev(?:eloper)?[ _]mode|no[ _]limits(?:[ _]mode)?)"
         r"(?:['\"]?\s*[:=]\s*['\"]?(?:enabled|on|true|active|activated|engaged|initiated|granted|"
         r"1)|"

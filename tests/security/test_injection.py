@@ -393,6 +393,8 @@ ATTACKS = {
 }
 
 BENIGN = [
+    "# We skip testcases that violate these restrictions, since decimal behaves differently.",
+    "self.set_config(dev_mode=1)\nself.assertEqual(sys.flags.dev_mode, True)",
     "<!-- prettier-ignore -->\n| a | b |\n|---|---|\n<!-- [[[cog print(f'<b>{name}</b>') ]]] -->",
     "'ignore' - ignore the character and continue with the next one.",
     "for opname, opfunc in convert[root]:\n    print(opname)",
