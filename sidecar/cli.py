@@ -248,6 +248,16 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM and SIGINT set, in place of asyncio's own Ctrl-C handling (which
+    cancels the main task mid-await and exits with 130)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
 # --- serve ---------------------------------------------------------------------------------------
 
 
@@ -259,6 +269,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def serve(settings: Settings, host: str, port: int, *, access_log: bool = False) -> int:
+    # SIGTERM (docker stop, Kubernetes) stops like Ctrl-C: requests in flight finish, work
+    # after the reply drains, usage records are committed, then the process exits. Caught from
+    # the start, so a Ctrl-C while starting up stops the same way.
+    stop = stop_on_signals()
     runner = web.AppRunner(
         create_app(settings),
         handler_cancellation=True,
@@ -278,12 +292,6 @@ async def serve(settings: Settings, host: str, port: int, *, access_log: bool = 
         _freeze_heap()
         # Said only now that the socket is bound: a taken port never reads as "listening".
         log.info("llm-sidecar listening on http://%s:%d/v1", host, port)
-        # SIGTERM (docker stop, Kubernetes) stops like Ctrl-C: requests in flight finish, work
-        # after the reply drains, usage records are committed, then the process exits.
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         log.info("llm-sidecar: stopping")
     finally:
@@ -329,10 +337,7 @@ async def work(settings: Settings) -> int:
     rt = await Runtime.open(settings)
     try:
         workers = JobWorkers(settings, rt.backends.jobs, build_pipeline(rt).handle)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        stop = stop_on_signals()
         await workers.start()
         log.info("llm-sidecar worker: %s", workers.describe())
         await stop.wait()

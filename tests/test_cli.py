@@ -95,10 +95,12 @@ class Running:
                     return self.lines[-1]
 
     async def interrupt(self) -> str:
-        """Ctrl-C, as a user would; returns the rest of stderr."""
+        """Ctrl-C, as a user would; returns the rest of stderr. The command must stop cleanly
+        (exit status 0), however soon after starting it is interrupted."""
         self.process.send_signal(signal.SIGINT)
         _, rest = await asyncio.wait_for(self.process.communicate(), CLI_TIMEOUT_S)
         self.lines.append(rest.decode())
+        assert self.process.returncode == 0, "".join(self.lines)
         return rest.decode()
 
 
