@@ -50,7 +50,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace import TraceFlags as Flags
-from opentelemetry.trace.span import TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 from opentelemetry.util import types
 from typing_extensions import override
 
@@ -83,8 +83,15 @@ SpanRecord = tuple[
 RecordSink = Callable[[SpanRecord], None]
 
 _UNSET = StatusCode.UNSET.value
-_SAMPLED = Flags(Flags.SAMPLED)
-_NOT_SAMPLED = Flags(Flags.DEFAULT)
+# The trace flags of a new span, by (sampled, random trace id): made once, not per span.
+_FLAGS = {
+    (sampled, random): Flags(
+        (Flags.SAMPLED if sampled else Flags.DEFAULT) | (Flags.RANDOM_TRACE_ID if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
+_KINDS = {kind: kind.value for kind in SpanKind}
 EXCEPTION_ESCAPED = "exception.escaped"  # deprecated in semconv, still set by the SDK
 
 
@@ -94,6 +101,8 @@ def _shed(span: trace.Span, context: SpanContext) -> bool:
 
 
 def _state(trace_state: TraceState) -> StateItems:
+    if trace_state is DEFAULT_TRACE_STATE:  # most spans: no need to ask its length
+        return None
     return tuple(trace_state.items()) if trace_state else None
 
 
@@ -167,9 +176,7 @@ class CompactTracer(trace.Tracer):
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision, trace_state = result.decision, result.trace_state
             attributes = result.attributes
-        flags = _SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
-        if random_id:
-            flags = Flags(flags | Flags.RANDOM_TRACE_ID)
+        flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, bool(random_id)]
         span_context = SpanContext(
             trace_id,
             self.ids.generate_span_id(),
@@ -398,7 +405,7 @@ class CompactSpan(trace.Span):
         context, parent = self._context, self._parent
         record: SpanRecord = (
             self._name,
-            self._kind.value,
+            _KINDS[self._kind],
             context.trace_id,
             context.span_id,
             int(context.trace_flags),
