@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.security.normalize import Normalized
-from sidecar.security.prefilter import Prefilter
+from sidecar.security.prefilter import Prefilter, Reading
 from sidecar.security.rules import RULES, SIGNAL_RULES, Rule
 from sidecar.security.tokens import Index, Tokens, first_word, hash_of, tokenize
 
@@ -118,7 +118,7 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
         tokens = tokenize(norm.inspected_lower)
     lowered = tokens.lowered
     words = words_of(tokens)
-    encoded = _PREFILTER.encode(lowered)  # None for short texts: no prefilter
+    reading = _PREFILTER.encode(lowered)  # None for short texts: no prefilter
     misses: dict[str, float] = {}  # family -> product of (1 - weight)
     matched: dict[str, int] = {}  # family -> rules of it that count alone and matched
     company: dict[str, list[int]] = {}  # woken rules that need others of their family
@@ -128,12 +128,12 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
             continue
         if rule.quorum > 1:
             company.setdefault(rule.technique, []).append(number)
-        elif _found(number, lowered, encoded):
+        elif _found(number, lowered, reading):
             misses[rule.technique] = misses.get(rule.technique, 1.0) * (1.0 - rule.weight)
             matched[rule.technique] = matched.get(rule.technique, 0) + 1
     for family, numbers in company.items():
         _corroborate(
-            lowered, encoded, family, numbers, matched=matched.get(family, 0), misses=misses
+            lowered, reading, family, numbers, matched=matched.get(family, 0), misses=misses
         )
     for signal, count in norm.signals.items():  # usually none
         for least, weight, technique in _SIGNALS.get(signal, ()):
@@ -148,16 +148,19 @@ def match(norm: Normalized, tokens: Tokens | None = None) -> dict[str, float]:
     return {family: round(1.0 - miss, 4) for family, miss in misses.items()}
 
 
-def _found(number: int, lowered: str, encoded: bytes | None) -> bool:
-    """Whether rule ``number`` matches: its own regex decides, where the prefilter lets it."""
-    return (
-        _PREFILTER.may_match(number, encoded) and RULES[number].pattern.search(lowered) is not None
-    )
+def _found(number: int, lowered: str, reading: Reading | None) -> bool:
+    """Whether rule ``number`` matches. On a long text its RE2 superset runs first (fast
+    where, as mostly, nothing matches); where that matches, the exact RE2 form decides if it
+    can, else the rule's own regex."""
+    if not _PREFILTER.may_match(number, reading):
+        return False
+    decided = _PREFILTER.decides(number, reading)
+    return RULES[number].pattern.search(lowered) is not None if decided is None else decided
 
 
 def _corroborate(
     lowered: str,
-    encoded: bytes | None,
+    reading: Reading | None,
     family: str,
     numbers: list[int],
     *,
@@ -183,7 +186,7 @@ def _corroborate(
             return  # no essential rule matched
         if matched + len(found) + len(ordered) - index < least:
             return
-        if _found(number, lowered, encoded):
+        if _found(number, lowered, reading):
             found.append(rule)
     if needs_essential and not any(rule.essential for rule in found):
         return
