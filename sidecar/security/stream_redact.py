@@ -402,6 +402,9 @@ class RedactingObserver:
     as in a whole answer, each string inside their JSON, and sent as one delta: only the whole
     JSON text can be redacted and stay JSON, and a client cannot act on half of one. The
     calls' other fields (id, name) pass at once.
+    The Responses API numbers its events (``sequence_number``): an event added here takes the
+    number of the event it precedes, and that event and every later one move up by one, so
+    the numbers stay strictly increasing.
     A ``block`` finding raises :class:`~sidecar.stream.StopStream` with
     :func:`~sidecar.security.secrets.blocked_error`: the stream ends as stopped by policy, never
     as an upstream failure. Where text was changed or held back, ``logprobs`` are
@@ -424,9 +427,13 @@ class RedactingObserver:
         self._calls: dict[tuple[int, int], list[str]] = {}
         self._call_items: dict[int, Any] = {}  # Responses: each call's item_id
         self._call_sent: dict[int, str] = {}  # Responses: the arguments sent, per output_index
+        self._shift = 0  # Responses: events added so far, by which later numbers move up
+        self._last_number: int | None = None  # Responses: the last sequence_number sent
 
     def on_event(self, event: bytes) -> bytes | None:
-        if not self.policy.enabled or not any(m in event for m in _TEXT_EVENT):
+        if not self.policy.enabled:
+            return event
+        if not self._shift and not any(m in event for m in _TEXT_EVENT):
             return event
         try:
             return self._rewrite(event)
@@ -460,6 +467,8 @@ class RedactingObserver:
         kind = obj.get("type")
         if isinstance(kind, str) and kind.startswith("response."):
             self._kind = "responses"
+            if self._renumber(obj):
+                event = _with_json(event, obj)
             return self._responses_event(event, obj, kind)
         if isinstance(choices := obj.get("choices"), list):
             return self._chunk(event, obj, choices)
@@ -533,7 +542,7 @@ class RedactingObserver:
             before = b""
             if rest:
                 self._sent.setdefault(key, []).append(rest)
-                before = _with_json(event, _delta_for(obj, rest), _DELTA)
+                before = _with_json(event, self._added([_delta_for(obj, rest)], obj)[0], _DELTA)
             if key in self._sent:
                 obj["text"] = "".join(self._sent[key])
                 obj["logprobs"] = []
@@ -542,10 +551,10 @@ class RedactingObserver:
         # come without output_text.done before it: what is still held back goes first, so the
         # client's deltas and the repeated text agree.
         tail = self._flush_keys(self._repeated_keys(obj, kind))
-        before = b"".join(self._tail_events(tail, self._repeated_calls(obj, kind)))
-        if self._rewrite_parts(obj, kind):
+        before = b"".join(self._tail_events(tail, self._repeated_calls(obj, kind), obj))
+        if self._rewrite_parts(obj, kind) or before:  # (an event added moved its number)
             return before + _with_json(event, obj)
-        return before + event if before else event
+        return event
 
     def _arguments_event(self, event: bytes, obj: dict[str, Any], kind: str) -> bytes | None:
         """A Responses call's argument deltas are dropped and held; its ``done`` event is
@@ -566,7 +575,8 @@ class RedactingObserver:
             return event
         before = b""
         if fresh and arguments:
-            before = _with_json(event, self._arguments_delta(position, arguments, obj), _ARGS_DELTA)
+            added = self._added([self._arguments_delta(position, arguments)], obj)[0]
+            before = _with_json(event, added, _ARGS_DELTA)
         obj["arguments"] = arguments
         return before + _with_json(event, obj)
 
@@ -582,16 +592,39 @@ class RedactingObserver:
                 )
         return self._call_sent.get(position)
 
-    def _arguments_delta(
-        self, position: int, arguments: str, like: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def _arguments_delta(self, position: int, arguments: str) -> dict[str, Any]:
         delta: dict[str, Any] = {"type": _ARGS_DELTA}
         if position in self._call_items:
             delta["item_id"] = self._call_items[position]
         delta.update(output_index=position, delta=arguments)
-        if like is not None and "sequence_number" in like:
-            delta["sequence_number"] = like["sequence_number"]
         return delta
+
+    def _renumber(self, obj: dict[str, Any]) -> bool:
+        """Move a Responses event's number past the events added before it; whether it moved."""
+        number = obj.get("sequence_number")
+        if not isinstance(number, int):
+            return False
+        obj["sequence_number"] = number = number + self._shift
+        self._last_number = number
+        return bool(self._shift)
+
+    def _added(
+        self, added: list[dict[str, Any]], before: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Number Responses events the sidecar adds just before the event ``before`` (already
+        renumbered), or at the end: they take its number and the next ones, and it moves past
+        them, as will every later event."""
+        if before is not None and isinstance(number := before.get("sequence_number"), int):
+            before["sequence_number"] = self._last_number = number + len(added)
+        elif self._last_number is not None:
+            number = self._last_number + 1
+            self._last_number = number + len(added) - 1
+        else:
+            return added  # a stream without numbers
+        for offset, obj in enumerate(added):
+            obj["sequence_number"] = number + offset
+        self._shift += len(added)
+        return added
 
     def _repeated_calls(self, obj: dict[str, Any], kind: str) -> list[tuple[int, int]]:
         """The held calls whose arguments this Responses event repeats."""
@@ -709,21 +742,25 @@ class RedactingObserver:
         return {key: text for key, text in tail.items() if text}
 
     def _tail_events(
-        self, tail: dict[tuple[int, ...], str], calls: Sequence[tuple[int, int]] = ()
+        self,
+        tail: dict[tuple[int, ...], str],
+        calls: Sequence[tuple[int, int]] = (),
+        before: dict[str, Any] | None = None,
     ) -> list[bytes]:
         """Held text (already flushed, in ``tail``) and held call arguments (``calls``, released
-        here) as events: one delta event each in the Responses API, one chunk for all choices in
-        chat and legacy completions."""
+        here) as events: one delta event each in the Responses API (numbered to come just
+        before the event ``before``, or last), one chunk for all choices in chat and legacy
+        completions."""
         if self._kind == "responses":
             for key, text in tail.items():
                 self._sent.setdefault(key, []).append(text)
-            events = [
-                _sse(_delta_for(self._part_of(key), text), _DELTA) for key, text in tail.items()
-            ]
+            added = [(_delta_for(self._part_of(key), text), _DELTA) for key, text in tail.items()]
             for position, _ in calls:
                 arguments = self._call_arguments(position) or ""
-                events.append(_sse(self._arguments_delta(position, arguments), _ARGS_DELTA))
-            return events
+                added.append((self._arguments_delta(position, arguments), _ARGS_DELTA))
+            if added:
+                self._added([obj for obj, _ in added], before)
+            return [_sse(obj, name) for obj, name in added]
         deltas: dict[int, dict[str, Any]] = {}
         for key, text in sorted(tail.items()):
             deltas.setdefault(key[0], {})[_chat_field(self._kind, key)] = text
@@ -808,8 +845,6 @@ def _delta_for(obj: dict[str, Any], text: str) -> dict[str, Any]:
     delta: dict[str, Any] = {"type": _DELTA}
     delta.update((k, obj[k]) for k in ("item_id", "output_index", "content_index") if k in obj)
     delta.update(delta=text, logprobs=[])
-    if "sequence_number" in obj:
-        delta["sequence_number"] = obj["sequence_number"]
     return delta
 
 

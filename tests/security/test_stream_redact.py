@@ -388,7 +388,18 @@ def split_deltas(item: dict[str, Any], kind: str, text: str, size: int) -> list[
         for piece in pieces(text, size):
             delta = {**obj, "delta": piece}
             events.append(f"event: {kind}\ndata: ".encode() + orjson.dumps(delta) + b"\n\n")
-    return events
+    return numbered(events)
+
+
+def numbered(events: list[bytes]) -> list[bytes]:
+    """The events with their sequence numbers counted again from 0, as a server sends them."""
+    out = []
+    for number, event in enumerate(events):
+        obj = event_json(event) or {}
+        kind = obj["type"]
+        obj["sequence_number"] = number
+        out.append(f"event: {kind}\ndata: ".encode() + orjson.dumps(obj) + b"\n\n")
+    return out
 
 
 async def test_a_responses_stream_is_redacted_in_deltas_and_in_its_final_texts() -> None:
@@ -540,6 +551,40 @@ async def test_a_responses_function_call_is_redacted_in_its_delta_and_its_final_
     assert done["arguments"] == item["arguments"] == final["output"][0]["arguments"]
     assert done["arguments"] == deltas[0]["delta"]
     assert not any(OPENAI[10:30].encode() in e or b"ana@" in e for e in out)
+
+
+def _without(events: list[bytes], *kinds: str) -> list[bytes]:
+    return [e for e in events if (event_json(e) or {}).get("type") not in kinds]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param(responses_stream(f"key {GITHUB} ends 77"), id="held-tail-before-done"),
+        pytest.param(
+            _without(
+                responses_stream("echo#33: resp test 77"),
+                "response.output_text.done",
+                "response.content_part.done",
+            ),
+            id="no-done-events",
+        ),
+        pytest.param(responses_call_stream(ARGUMENTS), id="function-call"),
+        pytest.param(responses_stream("pay 4111 1111")[:-4], id="cut-short"),
+    ],
+)
+async def test_events_the_sidecar_adds_keep_sequence_numbers_increasing(
+    events: list[bytes],
+) -> None:
+    """A delta added for held-back text takes the number of the event it precedes, and the
+    events after it move up: every event sent has a number, none is sent twice, none goes
+    backwards."""
+    out, _ = await relayed(events, RedactingObserver("redact"), path="responses")
+    sent = [obj for e in out for obj in _all_json(e)]
+    numbers = [obj["sequence_number"] for obj in sent]
+    assert numbers == sorted(set(numbers))
+    assert len(numbers) >= 7
+    assert any(obj not in _all_json(b"".join(events)) for obj in sent)  # events were added
 
 
 def _all_json(event: bytes) -> list[dict[str, Any]]:
