@@ -17,7 +17,7 @@ A pattern only proposes; :mod:`sidecar.security.validators` decides::
     GENERIC_SECRET    a token after secret= / token: / Bearer      high entropy, not a UUID
                       the password of scheme://user:PASSWORD@host  not a placeholder (${..})
     EMAIL             local@domain.tld                             not a file name or scp path
-    IBAN              CC00 + the country's length, spaced or not   mod-97
+    IBAN              CC00 + the country's length, grouped or not  mod-97
     CREDIT_CARD       13-19 digits, spaced, dashed or dotted       Luhn, network, grouping
     US_SSN            AAA-GG-SSSS (or unseparated after "SSN")     SSA issuing rules
     PHONE             +CC ..., (NXX) NXX-XXXX, 0NN NNNN NNNN       digit count, NANP rules
@@ -382,7 +382,8 @@ def shape(text: str) -> str:
     return text.translate(_SHAPE)
 
 
-_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,34}")
+_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}(?:[ .\-]?[A-Z0-9]){11,34}")
+_IBAN_JOINERS = " .-"  # groups of four are written apart with one of these, the same throughout
 
 
 def _ibans(text: str, pos: int, end: int) -> Iterator[Found]:
@@ -400,19 +401,21 @@ def _ibans(text: str, pos: int, end: int) -> Iterator[Found]:
 
 def _iban_end(text: str, start: int, limit: int) -> int | None:
     """End of the IBAN at ``start``: as many characters as its country's IBANs have, in one
-    block or in groups of four; None if there is none or its checksum fails."""
+    block or in groups of four (apart by spaces, dots or dashes); None if there is none or its
+    checksum fails."""
     length = v.IBAN_LENGTHS.get(text[start : start + 2])
     if length is None:
         return None
+    joiner = text[start + 4] if text[start + 4 : start + 5] in tuple(_IBAN_JOINERS) else " "
     chars: list[str] = []
     end = start
     while end < limit and len(chars) < length:
-        if text[end] != " ":
+        if text[end] != joiner:
             chars.append(text[end])
         end += 1
     if len(chars) < length:
         return None
-    groups = text[start:end].split(" ")
+    groups = text[start:end].split(joiner)
     if len(groups) > 1 and not (all(len(g) == 4 for g in groups[:-1]) and len(groups[-1]) <= 4):
         return None
     if text[end : end + 1].isalnum():

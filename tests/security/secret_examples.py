@@ -120,6 +120,8 @@ POSITIVES: list[tuple[str, str, str]] = [
     ("Pay to GB82WEST12345698765432 today", "GB82WEST12345698765432", "IBAN"),
     ("Konto FR14 2004 1010 0505 0001 3M02 606.", "FR14 2004 1010 0505 0001 3M02 606", "IBAN"),
     ("rekening NL91ABNA0417164300", "NL91ABNA0417164300", "IBAN"),
+    ("IBAN DE89.3704.0044.0532.0130.00.", "DE89.3704.0044.0532.0130.00", "IBAN"),  # dotted
+    ("virement FR76-3000-6000-0112-3456-7890-189", "FR76-3000-6000-0112-3456-7890-189", "IBAN"),
     (
         f"Card number {spaced(VISA, (4, 4, 4, 4))}, exp 09/27",
         spaced(VISA, (4, 4, 4, 4)),
@@ -174,6 +176,7 @@ LOOKALIKES: list[str] = [
     "Ledger reference 4111111111111112 (not a card: the checksum fails).",
     "ISBN 978-0-306-40615-7, EAN 9780306406157",
     "That IBAN, DE89 3704 0044 0532 0130 01, has a wrong check digit.",
+    "So does DE89.3704.0044.0532.0130.01; DE89.3704-0044.0532.0130.00 mixes its separators.",
     "Fixture SSNs 000-12-3456, 666-45-6789 and 912-34-5678 are never issued.",
     "Released v2.14.3.1 on 2024-03-15 at 10:45:00; build 20240315.1",
     "version 1.2.3.4 of the agent, netmask 255.255.255.0, localhost 127.0.0.1",
