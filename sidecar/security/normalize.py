@@ -41,7 +41,6 @@ import binascii
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from itertools import compress
 from urllib.parse import unquote
 
 import numpy as np
@@ -475,11 +474,7 @@ def _long_words(text: str) -> list[str]:
     comparison, one ``flatnonzero``) rather than split into some 1,500 words, none of them long.
     """
     if len(text) < 4096:
-        words = text.split()
-        lengths = list(map(len, words))
-        if max(lengths, default=0) < 16:
-            return []
-        return list(dict.fromkeys(compress(words, map((16).__le__, lengths))))
+        return list(dict.fromkeys(word for word in text.split() if len(word) >= 16))
     raw = np.frombuffer(_ascii(text).encode("ascii"), dtype=np.uint8)
     blank = np.empty(len(raw) + 2, dtype=bool)
     blank[0] = blank[-1] = True
