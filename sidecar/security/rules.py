@@ -732,6 +732,12 @@ RULES: tuple[Rule, ...] = (
         r"safeguards|guardrails|confines|shackles|chains|rules (?:set|imposed)|"
         r"safety (?:training|alignment|features)|alignment|(?:ethical|moral|safety) (?:constraints|"
         r"boundaries|limits|limitations|considerations))\b)",
+        # about the assistant or a persona: "a date library with no restrictions on the year
+        # range", "send logs with or without filters" describe software
+        also="you your yourself ai assistant chatbot bot model llm gpt chatgpt persona character "
+        "dan mode act pretend roleplay answer answers respond responds reply replies speak "
+        "instructions instruction prompt system_prompt guardrails execute processed conversation "
+        "admin",
     ),
     _rule(  # a refusal redefined as consent ("opposite day"); a renamed assistant that never
         # refuses; an AI that escaped its sandbox
