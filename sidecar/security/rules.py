@@ -736,8 +736,7 @@ RULES: tuple[Rule, ...] = (
         # range", "send logs with or without filters" describe software
         also="you your yourself ai assistant chatbot bot model llm gpt chatgpt persona character "
         "dan mode act pretend roleplay answer answers respond responds reply replies speak "
-        "instructions instruction prompt system_prompt guardrails execute processed conversation "
-        "admin",
+        "instructions instruction prompt system_prompt guardrails execute processed conversation",
     ),
     _rule(  # a refusal redefined as consent ("opposite day"); a renamed assistant that never
         # refuses; an AI that escaped its sandbox
@@ -956,8 +955,11 @@ RULES: tuple[Rule, ...] = (
         0.55,
         "never refuse refuses decline declines reject refusals sorry words "
         "word phrases phrase terms lectures lecture moralizing",
-        r"\b(?:(?:never|don't|do not|must not|cannot|can't|will not|won't|shall not)(?: ever)? "
-        r"(?:refuse|decline|say no|say (?:that )?(?:you|it) can(?:'t|not))\b"
+        # (not the idiom: "an offer you can't refuse", "you can't refuse this deal")
+        r"\b(?<!offer you )(?<!deal you )(?:(?:never|don't|do not|must not|cannot|can't|will not|"
+        r"won't|shall not)(?: ever)? (?:refuse|decline|say no|say (?:that )?(?:you|it) "
+        r"can(?:'t|not))\b(?! (?:this|that|an?|the|our|my|such an?) (?:offer|deal|bargain|price|"
+        r"discount|invitation)\b)"
         r"|(?:without|never (?:include|add|give)|don't (?:include|add|give)|do not (?:include|add|"
         r"give)|no) (?:any )?(?:refusals?|moral(?:izing)? (?:lectures?|notes?))\b"
         r"|(?:never|don't|do not) (?:say|write|respond with|start with) ['\"]?(?:i'm sorry|"
