@@ -2304,7 +2304,8 @@ RULES: tuple[Rule, ...] = (
         "tool_abuse",
         0.6,
         "rm mkfifo nc ncat preserve tcp udp",
-        r"rm -rf /(?:\*|\s|$)(?! *(?:do|does|mean|means|work|works)\b)|--no-preserve-root"
+        r"rm -rf /(?:\*|\s|$)(?! *(?:do|does|mean|means|work|works)\b)"
+        r"|--no-preserve-root(?! *(?:flag|option|switch|argument|do|does|mean|means)\b)"
         r"|mkfifo \S+\s*;|\|\s*/bin/(?:ba)?sh -i|/dev/(?:tcp|udp)/\w"
         r"|\bnc(?:at)? (?:\S+ ){0,4}?-[ec] ",
     ),
