@@ -731,7 +731,10 @@ RULES: tuple[Rule, ...] = (
         r"guidelines|morals|ethics|principles|content polic(?:y|ies)|polic(?:y|ies)|"
         r"safeguards|guardrails|confines|shackles|chains|rules (?:set|imposed)|"
         r"safety (?:training|alignment|features)|alignment|(?:ethical|moral|safety) (?:constraints|"
-        r"boundaries|limits|limitations|considerations))\b)",
+        r"boundaries|limits|limitations|considerations))\b"
+        # (a limit on one dimension is a format wish: "answer without restrictions on length")
+        r"(?! (?:on|of) (?:the )?(?:length|size|word count|number|years?|dates?|format|formatting|"
+        r"languages?|usage|use|time|duration|characters|files?|types?|style|tone|length)\b))",
         # about the assistant or a persona: "a date library with no restrictions on the year
         # range", "send logs with or without filters" describe software
         also="you your yourself ai assistant chatbot bot model llm gpt chatgpt persona character "
@@ -974,7 +977,7 @@ RULES: tuple[Rule, ...] = (
         "start starting begin beginning open opening respond reply sure absolutely certainly",
         r"(?:start|begin|open|preface|prefix)\w* (?:your |the |each |every )?(?:response|reply|"
         r"answer|output|message)s? (?:[\w'-]+ ){0,4}?with:? ['\"]?(?:sure|absolutely|certainly|"
-        r"of course|yes|here is|here's)\b"
+        r"of course|yes(?!['\"]? (?:or|/) ['\"]?no\b)|here is|here's)\b"
         r"|['\"](?:sure|absolutely|certainly),? (?:here is|here's|i'll|i will|let me)",
         also="sure absolutely certainly course yes here here's",
     ),
