@@ -134,6 +134,10 @@ _JWT_BEFORE = _TOKEN | {"."}
 def _jwts(text: str, pos: int, end: int) -> Iterator[Found]:
     for m in _bounded(_JWT, text, pos, end, _JWT_BEFORE):
         token = m.group().rstrip(".")  # a sentence may end right after the token
+        parts = token.split(".")
+        count = v.jose_parts(parts[0])
+        if count and len(parts) > count:  # ... or go on: "<header>.<payload>.<sig>.Next"
+            token = ".".join(parts[:count])
         if v.jwt(token):
             yield m.start(), m.start() + len(token), "JWT"
 

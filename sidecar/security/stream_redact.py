@@ -12,10 +12,11 @@ Bounds, and what happens at them:
 - ``window`` (512 characters by default, at least 256: longer than any provider key) caps
   the hold-back. A run longer than that is sent from its oldest end, a finding that crosses
   the cut redacted whole. A JWT (once its header validates) or a named secret (``token=...``)
-  still arriving at the window is the exception: its marker goes out and the rest of its run
-  of token characters is dropped as it arrives. (Whole-text redaction may not recognise such
-  a token if what follows breaks its shape, e.g. a JWT glued to the next word: the stream is
-  then the stricter of the two.)
+  still arriving at the window is the exception: its marker goes out and the rest of it is
+  dropped as it arrives: a JWT's remaining parts (three, five when encrypted, as its header
+  says; a sentence run on after it, "<sig>.Next", is text again), a named secret's run of
+  token characters. (Whole-text redaction may not recognise such a secret if what follows
+  breaks its shape: the stream is then the stricter of the two.)
 - A PEM private key is followed, not held: from ``-----BEGIN ... PRIVATE KEY-----`` until 16
   characters of key material have arrived the redactor holds (at most the header line and a
   few characters); then it sends the marker (or raises, for ``block``), drops the body as it
@@ -113,6 +114,16 @@ def hold_from(text: str, floor: int) -> int:
     return start
 
 
+def _dots_left(token: str) -> int:
+    """The dots a JWT that begins ``token`` has still to come, by the parts its header says."""
+    return max(0, v.jose_parts(token.split(".", 1)[0]) - 1 - token.count("."))
+
+
+def _one_run(text: str, cut: int, at: int) -> bool:
+    """Whether ``cut`` falls inside the run of non-space characters that reaches ``at``."""
+    return cut > 0 and not text[cut - 1].isspace() and not any(c.isspace() for c in text[cut:at])
+
+
 @dataclass(slots=True)
 class _Block:
     """A private-key block being swallowed."""
@@ -135,6 +146,7 @@ class _Token:
     length: int
     dots: str = ""  # trailing dots: part of the token only if more token characters follow
     recent: str = ""
+    dots_left: int = -1  # a JWT's dots still to come (its parts are counted); -1: any number
 
 
 _JWT_START = re.compile(r"e(?:yJ|yA|wo)[A-Za-z0-9_\-]{8,}\.")
@@ -266,11 +278,16 @@ class StreamRedactor:
                 at = m.start()
                 if at > 0 and text[at - 1] in _JWT_CHARS:
                     continue
-                if all(c in _JWT_CHARS for c in text[at:]) and v.jwt_header(m.group()[:-1]):
+                if all(c in _JWT_CHARS for c in text[at:]) and (
+                    text.count(".", at) < v.jose_parts(m.group()[:-1])
+                ):  # its last part may still be arriving (a complete one is a finding above)
                     return at, "JWT"
         for span in spans:
-            if span.start < forced < span.end:
-                return span.end, None  # a finding across the cut goes out whole, redacted
+            # A finding across the cut goes out whole, redacted; so does one further on in the
+            # same run of non-space characters, whose detector may need that run's start (a
+            # URL's scheme and user before its password) which the next scan would not see.
+            if span.end > forced and (span.start < forced or _one_run(text, forced, span.start)):
+                return span.end, None
         return forced, None
 
     # --- private-key blocks ---------------------------------------------------------------
@@ -351,6 +368,7 @@ class StreamRedactor:
             len(stripped),
             token[len(stripped) :],
             text[-LOOKBACK:],
+            dots_left=_dots_left(token) if type_ == "JWT" else -1,
         )
         out.append(marker(type_) if self.policy.replaces(type_) else stripped)
         self._pending = ""
@@ -359,6 +377,10 @@ class StreamRedactor:
         flag = self.policy.action(token.type) == "flag"
         taken = 0
         while taken < len(text) and text[taken] in token.chars:
+            if text[taken] == "." and token.dots_left >= 0:
+                if not token.dots_left:
+                    break  # the JWT's last part has ended: what follows is text again
+                token.dots_left -= 1
             taken += 1
         piece = token.dots + text[:taken]
         kept = piece.rstrip(".")

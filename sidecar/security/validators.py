@@ -191,16 +191,25 @@ def b64url_decode(part: str) -> bytes | None:
         return None
 
 
-def jwt_header(part: str) -> bool:
-    """A JOSE header: base64url of a JSON object naming its algorithm."""
+def jose_parts(part: str) -> int:
+    """How many dot-separated parts a compact token with this header has: 5 when it is
+    encrypted (JWE: the header names an "enc"), else 3 (JWS); 0 when ``part`` is no JOSE
+    header (base64url of a JSON object naming its algorithm)."""
     raw = b64url_decode(part)
     if raw is None:
-        return False
+        return 0
     try:
         header = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(header, dict) and isinstance(header.get("alg"), str)
+        return 0
+    if not (isinstance(header, dict) and isinstance(header.get("alg"), str)):
+        return 0
+    return 5 if "enc" in header else 3
+
+
+def jwt_header(part: str) -> bool:
+    """A JOSE header: base64url of a JSON object naming its algorithm."""
+    return jose_parts(part) > 0
 
 
 def jwt(token: str) -> bool:

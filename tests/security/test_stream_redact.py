@@ -97,6 +97,31 @@ def test_flagging_streams_the_text_unchanged(case: tuple[str, list[int]]) -> Non
     assert sorted(redactor.flagged, key=lambda s: s.start) == list(redact(text, "flag").flagged)
 
 
+_PEM_LOOKALIKE = "The header looks like -----BEGIN PRIVATE KEY----- followed by base64."
+_DB_URL = "Set DATABASE_URL=postgres://admin:S3cr3tPassw0rd@db.internal:5432/app and restart."
+_KEY = f"Use this key: {OPENAI} (rotate it)"
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        # The window forced a cut between the URL's scheme and its password: the next scan
+        # no longer saw a URL, and the password went out.
+        (_PEM_LOOKALIKE + _DB_URL + _KEY * 3, 607),
+        # A JWT still arriving at the window, then run into the next sentence (".Use"): the
+        # stream swallowed ".Use" with it, the whole text did not see a JWT at all.
+        (_PEM_LOOKALIKE + _KEY * 2 + f"The cookie was {SESSION_JWT}." + _KEY, 535),
+    ],
+)
+def test_cuts_hypothesis_found_at_the_window(text: str, cut: int) -> None:
+    whole = redact(text, "redact")
+    out, redactor = streamed(text, [cut])
+    assert out == whole.text
+    assert sorted(redactor.redacted, key=lambda s: s.start) == list(whole.redacted)
+    assert "S3cr3tPassw0rd" not in out
+    assert SESSION_JWT not in out
+
+
 @pytest.mark.parametrize("secret", [OPENAI, ANTHROPIC, GITHUB, SESSION_JWT])
 def test_a_secret_split_at_any_point_is_still_caught(secret: str) -> None:
     """Two deltas, cut at every position of the secret: never a piece of it in the output."""
