@@ -277,7 +277,10 @@ class Prefilter:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.supersets: tuple[Any, ...] = tuple(_compile(rule, exact=False) for rule in rules)
-        self.exact: tuple[Any, ...] = tuple(_compile(rule, exact=True) for rule in rules)
+        # A rule for other scripts runs only on texts that hold them: never read exactly.
+        self.exact: tuple[Any, ...] = tuple(
+            None if rule.scripts else _compile(rule, exact=True) for rule in rules
+        )
 
     @staticmethod
     def encode(lowered: str) -> Reading | None:
