@@ -95,6 +95,9 @@ _CONFUSABLES = {
     "\u0251": "a", "\u0261": "g", "\u0131": "i", "\u0237": "j", "\u028f": "y", "\u0269": "i",
 }  # fmt: skip
 _FOLD = str.maketrans(_CONFUSABLES)
+# Letters only Turkish and Azerbaijani write: beside them "\u0131" is the dotless i of those
+# languages, not a look-alike posing as "i" (three of them flagged plain Turkish).
+_TURKISH = frozenset("\u011f\u015f\u0130\u011e\u015e")
 _BRAILLE_LETTERS = str.maketrans(
     dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", "abcdefghijklmnopqrstuvwxyz ", strict=True))
 )
@@ -283,6 +286,8 @@ def _unicode(text: str, signals: dict[str, int], payloads: list[str]) -> tuple[s
     if present & _CONFUSABLE_BIT:
         confusable = int(np.count_nonzero(kinds & _CONFUSABLE_BIT))
         native = int(np.count_nonzero(kinds & _NATIVE_BIT))
+        if "\u0131" in text and not _TURKISH.isdisjoint(text):
+            confusable -= text.count("\u0131")  # Turkish's own dotless i: folded, not counted
         text = _fold_homoglyphs(text, signals, confusable, native)
     return text, other_scripts
 
@@ -336,7 +341,8 @@ def _fold_homoglyphs(text: str, signals: dict[str, int], confusable: int, native
     all. Otherwise it is real Greek or Cyrillic, and only words mixing in Latin letters fold.
     """
     if (native - confusable) * 4 <= confusable:
-        signals["homoglyphs"] = confusable
+        if confusable:
+            signals["homoglyphs"] = confusable
         return text.translate(_FOLD)
     if not _MIXED_WORD.search(text):
         return text

@@ -289,7 +289,13 @@ def adversarial_suffix(text: str) -> float:
     if glued >= 6 and glued >= 0.3 * len(tokens):
         return 0.8
     model = _char_model()
-    if model is not None:
+    # The letter model knows English: a line of another Latin-script language (Turkish,
+    # Portuguese, Polish) is all rare trigrams to it. An optimiser's suffix has no letters
+    # beyond ASCII, such a line has several.
+    foreign = sum(
+        not token.isascii() and any(c.isalpha() for c in token if c >= "\x80") for token in tokens
+    )
+    if model is not None and not (foreign >= 2 and foreign >= 0.1 * len(tokens)):
         means, token_of = model.piece_means(tokens)
         listing = line.count(", ") >= 2
         for token in token_of[means < RARE].tolist():
