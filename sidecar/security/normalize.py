@@ -95,9 +95,6 @@ _CONFUSABLES = {
     "\u0251": "a", "\u0261": "g", "\u0131": "i", "\u0237": "j", "\u028f": "y", "\u0269": "i",
 }  # fmt: skip
 _FOLD = str.maketrans(_CONFUSABLES)
-# Letters only Turkish and Azerbaijani write: beside them "\u0131" is the dotless i of those
-# languages, not a look-alike posing as "i" (three of them flagged plain Turkish).
-_TURKISH = frozenset("\u011f\u015f\u0130\u011e\u015e")
 _BRAILLE_LETTERS = str.maketrans(
     dict(zip("⠁⠃⠉⠙⠑⠋⠛⠓⠊⠚⠅⠇⠍⠝⠕⠏⠟⠗⠎⠞⠥⠧⠺⠭⠽⠵⠀", "abcdefghijklmnopqrstuvwxyz ", strict=True))
 )
@@ -106,7 +103,8 @@ _BRAILLE_LETTERS = str.maketrans(
 # tag characters and supplementary variation selectors matter, tested by range).
 _INVISIBLE_BIT, _COMBINING_BIT, _CONFUSABLE_BIT, _NATIVE_BIT = 1, 2, 4, 8
 _SELECTOR_BIT, _BRAILLE_BIT, _BITS_BIT, _OTHER_BIT = 16, 32, 64, 128
-_KINDS = np.zeros(0x10000, dtype=np.uint8)
+_LATIN_BIT = 256  # Latin letters beyond ASCII (accented, Turkic, ...), look-alikes aside
+_KINDS = np.zeros(0x10000, dtype=np.uint16)
 for _first, _last, _bit in (
     (0x00AD, 0x00AD, _INVISIBLE_BIT),
     (0x180E, 0x180E, _INVISIBLE_BIT),
@@ -130,10 +128,16 @@ for _first, _last, _bit in (
     (0x3000, 0xFFFF, _OTHER_BIT),
 ):
     _KINDS[_first : _last + 1] |= _bit
+for _code in range(0x00C0, 0x0250):
+    if chr(_code).isalpha() and chr(_code) not in _CONFUSABLES:
+        _KINDS[_code] |= _LATIN_BIT
 for _char in _CONFUSABLES:
     _KINDS[ord(_char)] |= _CONFUSABLE_BIT
 
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_INVISIBLE_IN_LATIN = re.compile(
+    f"(?<=[A-Za-z0-9]){_INVISIBLE.pattern}+|{_INVISIBLE.pattern}+(?=[A-Za-z0-9])"
+)
 _COMBINING = re.compile("[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff]+")
 _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _FLAG_TAGS = re.compile("\U0001f3f4[\U000e0061-\U000e007a]+\U000e007f")  # subdivision flags
@@ -204,6 +208,9 @@ _CIPHERS = {
     "rot13": (_SHIFTS[13], tuple(w.translate(_SHIFTS[13]) for w in _COMMON)),
     "atbash": (_ATBASH, tuple(w.translate(_ATBASH) for w in _COMMON)),
 }
+# The same words written backwards (" eht ", " dna "...): a text reversed to hide it. Not " si "
+# (Spanish and Italian "if"), and two different ones at least ("DNA" alone is a word).
+_REVERSED = tuple(w[::-1] for w in _COMMON if w != " is ")
 _MORSE_CODE = {
     ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
     "....": "h", "..": "i", ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n",
@@ -270,8 +277,13 @@ def _unicode(text: str, signals: dict[str, int], payloads: list[str]) -> tuple[s
         if bits:
             _keep(payloads, signals, "bits_payload", " ".join(map(_bits_text, bits)))
     if present & _INVISIBLE_BIT:
-        text, count = _INVISIBLE.subn("", text)
-        signals["invisible"] = signals.get("invisible", 0) + count
+        # Counted only where they touch Latin letters or digits ("ig\u200bnore"): Khmer, Thai and
+        # Burmese part their words with zero-width spaces, Indic scripts and Persian spell with
+        # ZWJ and ZWNJ. (A soft hyphen inside a Latin word counts: it hides a word as well.)
+        hiding = sum(map(len, _INVISIBLE_IN_LATIN.findall(text)))
+        text = _INVISIBLE.sub("", text)
+        if hiding:
+            signals["invisible"] = signals.get("invisible", 0) + hiding
     if present & _COMBINING_BIT:
         # Decompose first so marks composed onto letters ("ȧ") come off too.
         text = unicodedata.normalize("NFKD", text)
@@ -286,8 +298,10 @@ def _unicode(text: str, signals: dict[str, int], payloads: list[str]) -> tuple[s
     if present & _CONFUSABLE_BIT:
         confusable = int(np.count_nonzero(kinds & _CONFUSABLE_BIT))
         native = int(np.count_nonzero(kinds & _NATIVE_BIT))
-        if "\u0131" in text and not _TURKISH.isdisjoint(text):
-            confusable -= text.count("\u0131")  # Turkish's own dotless i: folded, not counted
+        if "\u0131" in text and (present & _LATIN_BIT or "i" in text):
+            # Beside other accented letters or a dotted i, a dotless i is a Turkic language's
+            # own letter ("kullan\u0131c\u0131 bilgilerini"), not a look-alike: folded, not counted
+            confusable -= text.count("\u0131")
         text = _fold_homoglyphs(text, signals, confusable, native)
     return text, other_scripts
 
@@ -515,6 +529,12 @@ def _ciphers(text: str, lowered: str, signals: dict[str, int], payloads: list[st
             plain = sum(lowered.count(w) for w in _COMMON)
         if named or (hits >= 2 and hits > plain):
             _keep(payloads, signals, name, text[: MAX_PAYLOAD_CHARS * 2].translate(table))
+    if _REVERSED[0] in lowered or _REVERSED[1] in lowered:
+        found = [lowered.count(w) for w in _REVERSED]
+        if plain < 0:
+            plain = sum(lowered.count(w) for w in _COMMON)
+        if sum(found) > plain and sum(map(bool, found)) >= 2:
+            _keep(payloads, signals, "reversed", text[: MAX_PAYLOAD_CHARS * 2][::-1])
     if "caesar" in lowered or "decipher" in lowered:
         _keep(payloads, signals, "caesar", _caesar(text[:MAX_PAYLOAD_CHARS]))
 

@@ -2525,7 +2525,10 @@ RULES: tuple[Rule, ...] = (
         0.6,
         "rm mkfifo nc ncat preserve tcp udp",
         r"rm -rf /(?:\*|\s|$)(?! *(?:do|does|mean|means|work|works)\b)"
-        r"|--no-preserve-root(?! *(?:flag|option|switch|argument|do|does|mean|means)\b)"
+        # the flag in an rm command, not rm's own message quoted ("use --no-preserve-root to
+        # override this failsafe") nor its help
+        r"|\brm (?:-\w+ |/\S* )*--no-preserve-root(?! *(?:flag|option|switch|argument|do|does|"
+        r"mean|means)\b)"
         r"|mkfifo \S+\s*;|\|\s*/bin/(?:ba)?sh -i|/dev/(?:tcp|udp)/\w"
         r"|\bnc(?:at)? (?:\S+ ){0,4}?-[ec] ",
     ),
@@ -3323,6 +3326,7 @@ SIGNAL_RULES: tuple[tuple[str, int, float, str], ...] = (
     ("rot13", 1, 0.4, "obfuscation"),
     ("atbash", 1, 0.4, "obfuscation"),
     ("caesar", 1, 0.4, "obfuscation"),
+    ("reversed", 1, 0.4, "obfuscation"),
     ("morse", 1, 0.4, "obfuscation"),
     ("braille", 1, 0.4, "obfuscation"),
     ("leet", 1, 0.3, "obfuscation"),
