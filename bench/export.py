@@ -18,6 +18,8 @@ wakes up) readable at ``GET /bench/lag``.
 Placement, as in the issue: both sidecars (and whatever processes they start, such as an export
 process) are pinned to CPU 0; the simulator, the sink and this load generator to CPU 1
 (``--no-pin`` turns that off; on a machine with one CPU nothing is pinned).
+``--export-elsewhere`` sets ``SIDECAR_EXPORT_CPUS`` so the ``on`` sidecar's export process runs
+on CPU 1 instead (its CPU is still counted as the sidecar's).
 
 Sections:
 
@@ -85,6 +87,7 @@ from bench.harness.servers import (
 )
 from sidecar import cli
 from sidecar.config import load_settings
+from sidecar.telemetry.export_process import EXPORT_CPUS_ENV
 from sidecar.telemetry.setup import ExportWarnings
 
 DEFAULT_JSON = REPO_ROOT / "bench" / "results" / "export.json"
@@ -247,11 +250,13 @@ def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER_OTLP")}
 
 
-def sidecar_env(mode: str, sink_port: int) -> dict[str, str]:
+def sidecar_env(mode: str, sink_port: int, export_cpus: set[int] | None = None) -> dict[str, str]:
     env = _base_env()
     if mode == "on":
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{HOST}:{sink_port}"
         env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+        if export_cpus:
+            env[EXPORT_CPUS_ENV] = ",".join(map(str, sorted(export_cpus)))
     return env
 
 
@@ -295,9 +300,10 @@ class Stack:
 
 
 @contextlib.contextmanager
-def started(pin: bool, sink_delay_ms: float) -> Iterator[Stack]:
+def started(pin: bool, sink_delay_ms: float, export_elsewhere: bool = False) -> Iterator[Stack]:
     cpus = _cpus() if pin else None
     sidecar_cpus, other_cpus = cpus if cpus is not None else (None, None)
+    export_cpus = other_cpus if export_elsewhere else None
     _pin(os.getpid(), other_cpus)
     with (
         tempfile.TemporaryDirectory(prefix="sidecar-bench-export-") as tmp,
@@ -323,7 +329,7 @@ def started(pin: bool, sink_delay_ms: float) -> Iterator[Stack]:
             port, probe_port = free_port(), free_port()
             args = ["serve", "--config", str(config), "--port", str(port)]
             args += ["--probe-port", str(probe_port)]
-            env = sidecar_env(mode, sink_port)
+            env = sidecar_env(mode, sink_port, export_cpus)
             sidecars[mode] = _spawn(
                 f"sidecar-{mode}", args, port=port, probe="/healthz", workdir=workdir, env=env
             )
@@ -496,7 +502,7 @@ class Bench:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     load: dict[str, MachineLoad | None] = {}
-    with started(not args.no_pin, args.sink_delay_ms) as stack:
+    with started(not args.no_pin, args.sink_delay_ms, args.export_elsewhere) as stack:
         async with make_session() as session:
             for server in (stack.simulator, stack.sink, *stack.sidecars.values()):
                 await wait_ready(session, server)
@@ -662,6 +668,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--throughput-duration", type=float, default=5.0)
     parser.add_argument("--sink-delay-ms", type=float, default=0.0, help="a slow collector")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument(
+        "--export-elsewhere",
+        action="store_true",
+        help="put the export process on the other CPUs (SIDECAR_EXPORT_CPUS), not the sidecar's",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     return parser.parse_args(argv)
 

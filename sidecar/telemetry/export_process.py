@@ -259,6 +259,41 @@ def lower_priority(nice: int) -> None:
     os.nice(nice)
 
 
+EXPORT_CPUS_ENV = "SIDECAR_EXPORT_CPUS"
+
+
+def place(spec: str | None) -> None:
+    """Run on the CPUs ``spec`` lists (``SIDECAR_EXPORT_CPUS``: "1", "2-3", "1,3"), if set.
+
+    Unset, this process shares the sidecar's CPUs. On the sidecar's own core its encoding
+    bursts, however low their priority, evict the caches the event loop was using: with the
+    sidecar pinned to one core at 500 requests/s, the sidecar took 100-400 µs more CPU per
+    request with export on than off, against ~70 µs with this process on the other core.
+    Called before the exporter thread starts, so it follows.
+    """
+    if not spec or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        os.sched_setaffinity(0, parse_cpus(spec))
+    except (ValueError, OSError) as exc:
+        log.warning(
+            "%s=%r not applied (%s); the export process stays on the sidecar's CPUs",
+            EXPORT_CPUS_ENV, spec, exc,
+        )  # fmt: skip
+
+
+def parse_cpus(spec: str) -> set[int]:
+    """CPU numbers from a list of numbers and ranges: "0", "2-3", "1,4-5"."""
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        if first:
+            cpus.update(range(int(first), int(last or first) + 1))
+    if not cpus:
+        raise ValueError("no CPU listed")
+    return cpus
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--counters-fd", type=int, required=True)
@@ -270,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(ExportWarnings())
     lower_priority(args.nice)
+    place(os.environ.get(EXPORT_CPUS_ENV))
     return serve(sys.stdin.buffer, Counters(args.counters_fd))
 
 

@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.telemetry import names as n
-from sidecar.telemetry.export_process import Sender
+from sidecar.telemetry.export_process import EXPORT_CPUS_ENV, Sender, parse_cpus
 from sidecar.telemetry.otlp_wire import WireEncoder
 from sidecar.telemetry.setup import OtelProviders, otlp_span_exporter
 from sidecar.telemetry.shipping import Setup, SpanShipper
@@ -315,3 +315,45 @@ def test_proxy_variables_apply_to_exports_as_read_at_start(
         sender.shutdown()
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize(
+    ("spec", "cpus"), [("0", {0}), ("2-3", {2, 3}), ("1, 4-5", {1, 4, 5}), ("0,0", {0})]
+)
+def test_export_cpus_are_read_as_numbers_and_ranges(spec: str, cpus: set[int]) -> None:
+    assert parse_cpus(spec) == cpus
+
+
+@pytest.mark.parametrize("spec", ["", " , ", "one", "3-x"])
+def test_an_unreadable_export_cpus_value_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match=r"no CPU listed|invalid literal"):
+        parse_cpus(spec)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs two CPUs to move the export process to one of them",
+)
+def test_the_export_process_and_its_threads_run_on_the_cpus_asked_for(
+    unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIDECAR_EXPORT_CPUS moves the export process off the sidecar's CPUs, exporter thread
+    included (it starts after the move)."""
+    target = max(os.sched_getaffinity(0))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{unused_tcp_port}")
+    monkeypatch.setenv(EXPORT_CPUS_ENV, str(target))
+    shipper = SpanShipper(Setup({"service.name": "t"}, "", ("sidecar", "0", None)))
+    try:
+        shipper.add(record(0, ""))  # the exporter thread is running once this is read
+        deadline = time.monotonic() + 30
+        placed: dict[int, set[int]] = {}
+        while time.monotonic() < deadline:
+            tasks = [int(t) for t in os.listdir(f"/proc/{shipper.process.pid}/task")]
+            placed = {task: os.sched_getaffinity(task) for task in tasks}
+            if len(placed) >= 2 and all(cpus == {target} for cpus in placed.values()):
+                break
+            time.sleep(0.05)
+        assert len(placed) >= 2
+        assert all(cpus == {target} for cpus in placed.values()), placed
+    finally:
+        shipper.shutdown(timeout_s=5.0)
