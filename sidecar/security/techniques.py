@@ -291,13 +291,10 @@ def adversarial_suffix(text: str) -> float:
     # The letter model knows English: a line of another Latin-script language (Turkish,
     # Portuguese, Indonesian) is all rare trigrams to it. So it only adds to an optimiser's
     # marks (two glued tokens or more: 49 of the 50 suffixes it helps find in the dev corpus
-    # have them, 140 of 1,221 lines of translated UI messages it flagged), and not on a line
-    # with letters beyond ASCII in several words (an optimiser's suffix has none).
-    model = _char_model()
-    foreign = sum(
-        not token.isascii() and any(c.isalpha() for c in token if c >= "\x80") for token in tokens
-    )
-    if model is not None and glued >= 2 and not (foreign >= 2 and foreign >= 0.1 * len(tokens)):
+    # have them, 113 of the 1,221 lines of translated UI messages it flagged), and not on a
+    # line with letters beyond ASCII in several words (an optimiser's suffix has none).
+    model = _char_model() if glued >= 2 else None
+    if model is not None and not _foreign(tokens):
         means, token_of = model.piece_means(tokens)
         listing = line.count(", ") >= 2
         for token in token_of[means < RARE].tolist():
@@ -306,6 +303,14 @@ def adversarial_suffix(text: str) -> float:
         if rare >= 5 and rare >= 0.3 * len(tokens):
             return 0.8
     return 0.5 if glued >= 4 and glued >= 0.2 * len(tokens) else 0.0
+
+
+def _foreign(tokens: list[str]) -> bool:
+    """Whether two tokens or more (and a tenth) carry letters beyond ASCII: another language."""
+    foreign = sum(
+        not token.isascii() and any(c.isalpha() for c in token if c >= "\x80") for token in tokens
+    )
+    return foreign >= 2 and foreign >= 0.1 * len(tokens)
 
 
 def _named(token: str, listing: bool) -> bool:
