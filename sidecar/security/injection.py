@@ -25,6 +25,8 @@ Which parts of a request body are read, by role (``check_body``)::
                                             system      only with check_system=True
                                             developer   only with check_system=True
                                             assistant   never (the model's own words)
+                                            any other   always, as user (so is no role)
+    messages as one string or one object    user/role   always, as a list of one
     input (Responses API, str)              user        always
     input[] items: message content          by role     as above
     input[] items: function_call_output     tool        always
@@ -57,6 +59,8 @@ CLASSIFIER_WEIGHT = 0.45  # at most 0.45 alone: below the default threshold
 LONG_TEXT_CORROBORATES = 0.35
 TRUSTED_ROLES = frozenset({"system", "developer"})
 CHECKED_ROLES = frozenset({"user", "tool", "function"})
+UNREAD_ROLES = frozenset({"assistant"})
+KNOWN_ROLES = TRUSTED_ROLES | CHECKED_ROLES | UNREAD_ROLES
 MAX_TEXT_CHARS = 100_000  # longer texts are checked on their first and last halves of this
 
 
@@ -199,43 +203,67 @@ def align(probability: float, operating: float) -> float:
 
 
 def texts_by_role(body: dict[str, Any], *, check_system: bool = False) -> Iterator[tuple[str, str]]:
-    """The (role, text) pairs of a request body that the detector should read."""
-    roles = CHECKED_ROLES | TRUSTED_ROLES if check_system else CHECKED_ROLES
+    """The (role, text) pairs of a request body that the detector should read.
+
+    What the reader cannot place is read, not skipped: a role it does not know (or a message
+    without one) is read as the user's, and a ``messages`` or ``input`` that is a single string
+    or object instead of a list is read as one, so a body shaped to slip past the check (which a
+    lenient upstream might still accept) is checked like any other."""
+    skipped = UNREAD_ROLES if check_system else UNREAD_ROLES | TRUSTED_ROLES
     messages = body.get("messages")
-    if isinstance(messages, list):
-        yield from _messages(messages, roles)
+    if isinstance(messages, str):
+        yield from _user_text(messages)
+    elif isinstance(messages, list | dict):
+        yield from _messages(_items(messages), skipped)
     inputs = body.get("input")
     if isinstance(inputs, str):
-        yield "user", inputs
-    elif isinstance(inputs, list):
-        yield from _response_items(inputs, roles)
+        yield from _user_text(inputs)
+    elif isinstance(inputs, list | dict):
+        yield from _response_items(_items(inputs), skipped)
     instructions = body.get("instructions")
     if check_system and isinstance(instructions, str):
         yield "system", instructions
     prompt = body.get("prompt")
     if isinstance(prompt, str):
-        yield "user", prompt
+        yield from _user_text(prompt)
     elif isinstance(prompt, list):
         yield from (("user", item) for item in prompt if isinstance(item, str))
 
 
-def _messages(messages: list[Any], roles: frozenset[str]) -> Iterator[tuple[str, str]]:
+def _items(value: list[Any] | dict[str, Any]) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _user_text(text: str) -> Iterator[tuple[str, str]]:
+    if text:
+        yield "user", text
+
+
+def _role(message: dict[str, Any], skipped: frozenset[str]) -> str | None:
+    """The role a message's text is read as, or None for one that is not read."""
+    role = message.get("role", "user")
+    if not isinstance(role, str) or role not in KNOWN_ROLES:
+        return "user"  # unknown, misspelt or not a string: untrusted
+    return None if role in skipped else role
+
+
+def _messages(messages: list[Any], skipped: frozenset[str]) -> Iterator[tuple[str, str]]:
     for message in messages:
-        if isinstance(message, dict) and message.get("role") in roles:
-            role = str(message["role"])
+        if isinstance(message, str):
+            yield from _user_text(message)
+        elif isinstance(message, dict) and (role := _role(message, skipped)) is not None:
             yield from ((role, text) for text in _content_texts(message.get("content")))
 
 
-def _response_items(items: list[Any], roles: frozenset[str]) -> Iterator[tuple[str, str]]:
+def _response_items(items: list[Any], skipped: frozenset[str]) -> Iterator[tuple[str, str]]:
     for item in items:
         if isinstance(item, str):  # embeddings-style input: a list of strings
-            yield "user", item
+            yield from _user_text(item)
         elif not isinstance(item, dict):
             continue
         elif item.get("type") == "function_call_output":
             yield from (("tool", text) for text in _content_texts(item.get("output")))
-        elif item.get("role", "user") in roles and item.get("type", "message") == "message":
-            role = str(item.get("role", "user"))
+        elif item.get("type", "message") == "message" and (role := _role(item, skipped)):
             yield from ((role, text) for text in _content_texts(item.get("content")))
 
 
@@ -244,8 +272,8 @@ def _content_texts(content: Any) -> Iterator[str]:
     if isinstance(content, str):
         if content:
             yield content
-    elif isinstance(content, list):
-        for part in content:
+    elif isinstance(content, list | dict):
+        for part in _items(content):
             if isinstance(part, str):
                 yield part
             elif isinstance(part, dict) and isinstance(part.get("text"), str):

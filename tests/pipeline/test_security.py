@@ -92,6 +92,28 @@ async def test_a_prompt_attack_is_refused_before_it_reaches_the_upstream(
     assert any(check == "injection" and action == "block" for check, _, action in counted)
 
 
+@pytest.mark.parametrize(
+    "messages",
+    [ATTACK, {"role": "user", "content": ATTACK}, [{"role": "User", "content": ATTACK}]],
+    ids=["a string", "one object", "a misspelt role"],
+)
+async def test_an_attack_in_messages_shaped_off_the_api_is_refused_too(
+    sim: Simulator, upstream: TestServer, make_sidecar: MakeSidecar, messages: object
+) -> None:
+    """A body the SDK would not send (``messages`` as a string, an object, a role the reader
+    does not know) is read as the user's text, not waved through to the upstream."""
+    sidecar = await make_sidecar(str(upstream.make_url("/v1")), operations=NO_LIMITS)
+    body = {"model": "gpt-4o-mini", "messages": messages}
+    headers = {"Authorization": f"Bearer {APP_KEY}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(sidecar.make_url("/v1/chat/completions"), json=body, headers=headers) as resp,
+    ):
+        status, error = resp.status, (await resp.json())["error"]
+    assert (status, error["code"], error["reason"]) == (400, "INVALID_INPUT", "prompt_injection")
+    assert chat_calls(sim) == 0
+
+
 async def test_flag_mode_lets_it_through_and_system_prompts_are_trusted(
     sim: Simulator, upstream: TestServer, make_sidecar: MakeSidecar
 ) -> None:
