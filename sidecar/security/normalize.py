@@ -187,7 +187,10 @@ _NAME_CHARS = frozenset("0123456789_")
 _ESCAPES = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
 # One letter in parentheses inside a word, the message spelled out ("(t)errible (e)leven ...",
 # "( )" a space): the mark must touch a word, so "(a) first, (b) second" lists are not read.
-_MARKED_LETTERS = re.compile(r"\(([A-Za-z])\)(?=[A-Za-z])|(?<=[A-Za-z])\(([A-Za-z])\)|\(( )\)")
+# A letter or a space in parentheses; whether it marks a word's letter is read from its
+# neighbours in Python (a regex starting with a lookbehind is tried at every character: 160 µs
+# over 10 kB of documentation, against 5 µs for this one, which starts with a literal "(").
+_PARENTHESISED = re.compile(r"\(([A-Za-z ])\)")
 _LEET_WORD = re.compile(r"[a-z0-9@$]*[013457@$][a-z0-9@$]*", re.I)
 _HEXISH = re.compile(r"[0-9a-fA-F]+")
 _LEET = str.maketrans("013457@$", "oieastas")
@@ -481,10 +484,26 @@ def _unescape(text: str) -> str | None:
 
 def _marked_letters(text: str, signals: dict[str, int], payloads: list[str]) -> None:
     """The letters marked in parentheses, in order, when enough of them open a word: function
-    calls ("f(x)") put a letter before the mark, not after it."""
-    marks = _MARKED_LETTERS.findall(text[: MAX_PAYLOAD_CHARS * 8])
-    if sum(bool(opening) for opening, _, _ in marks) >= 6:
-        _keep(payloads, signals, "marked_letters", "".join(a or b or c for a, b, c in marks))
+    calls ("f(x)") put a letter before the mark, not after it. A blank mark ("( )") stands for
+    a space."""
+    head = text[: MAX_PAYLOAD_CHARS * 8]
+    letters: list[str] = []
+    opening = 0
+    for mark in _PARENTHESISED.finditer(head):
+        letter, start, end = mark.group(1), mark.start(), mark.end()
+        if letter == " ":
+            letters.append(letter)
+        elif _is_ascii_letter(head[end : end + 1]):  # "(t)errible"
+            letters.append(letter)
+            opening += 1
+        elif _is_ascii_letter(head[start - 1 : start] if start else ""):  # "gr(e)at"
+            letters.append(letter)
+    if opening >= 6:
+        _keep(payloads, signals, "marked_letters", "".join(letters))
+
+
+def _is_ascii_letter(char: str) -> bool:
+    return char.isascii() and char.isalpha()
 
 
 def _long_words(text: str) -> list[str]:
