@@ -19,7 +19,9 @@ Placement, as in the issue: both sidecars (and whatever processes they start, su
 process) are pinned to CPU 0; the simulator, the sink and this load generator to CPU 1
 (``--no-pin`` turns that off; on a machine with one CPU nothing is pinned).
 ``--export-elsewhere`` sets ``SIDECAR_EXPORT_CPUS`` so the ``on`` sidecar's export process runs
-on CPU 1 instead (its CPU is still counted as the sidecar's).
+on CPU 1 instead (its CPU is still counted as the sidecar's). ``--control`` starts the ``on``
+sidecar without export too (an A/A run): its "added" figures are what the machine's noise
+alone reads as, the yardstick for an A/B run's (span accounting is skipped).
 
 Sections:
 
@@ -300,7 +302,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def started(pin: bool, sink_delay_ms: float, export_elsewhere: bool = False) -> Iterator[Stack]:
+def started(
+    pin: bool, sink_delay_ms: float, export_elsewhere: bool = False, control: bool = False
+) -> Iterator[Stack]:
     cpus = _cpus() if pin else None
     sidecar_cpus, other_cpus = cpus if cpus is not None else (None, None)
     export_cpus = other_cpus if export_elsewhere else None
@@ -329,7 +333,7 @@ def started(pin: bool, sink_delay_ms: float, export_elsewhere: bool = False) -> 
             port, probe_port = free_port(), free_port()
             args = ["serve", "--config", str(config), "--port", str(port)]
             args += ["--probe-port", str(probe_port)]
-            env = sidecar_env(mode, sink_port, export_cpus)
+            env = sidecar_env("off" if control else mode, sink_port, export_cpus)
             sidecars[mode] = _spawn(
                 f"sidecar-{mode}", args, port=port, probe="/healthz", workdir=workdir, env=env
             )
@@ -446,7 +450,7 @@ class Bench:
     async def counting(self, section: str, mode: str, seconds: float) -> AsyncIterator[None]:
         """Span accounting around one export-on run: every request it answered (warm-up
         included) owes the sink SPANS_PER_REQUEST spans."""
-        if mode != "on":
+        if mode != "on" or self.args.control:
             yield
             return
         handled, received = await self.handled(), await sink_spans(self.session, self.stack)
@@ -502,7 +506,7 @@ class Bench:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     load: dict[str, MachineLoad | None] = {}
-    with started(not args.no_pin, args.sink_delay_ms, args.export_elsewhere) as stack:
+    with started(not args.no_pin, args.sink_delay_ms, args.export_elsewhere, args.control) as stack:
         async with make_session() as session:
             for server in (stack.simulator, stack.sink, *stack.sidecars.values()):
                 await wait_ready(session, server)
@@ -538,7 +542,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             for section, spans in b.spans.items()
         },
         "machine_load": {k: None if v is None else asdict(v) for k, v in load.items()},
-        "targets": targets(results),
+        "targets": targets(results, control=args.control),
     }
 
 
@@ -564,7 +568,7 @@ def _rps(runs: Sequence[ThroughputRun]) -> float:
     return float(np.mean([run.rps for run in runs])) if runs else 0.0
 
 
-def targets(results: dict[str, ModeResult]) -> list[dict[str, Any]]:
+def targets(results: dict[str, ModeResult], *, control: bool = False) -> list[dict[str, Any]]:
     off, on = results["off"], results["on"]
     ratio = None
     if off.throughput and on.throughput and _rps(off.throughput):
@@ -576,13 +580,18 @@ def targets(results: dict[str, ModeResult]) -> list[dict[str, Any]]:
         ("added p99 at the open-loop rate (ms)", 1.0, added["p99"]),
         ("added p95 at the open-loop rate (ms)", 0.3, added["p95"]),
         ("max throughput on / off (>=)", 0.85, ratio),
-        ("spans lost at the open-loop rate", 0, on.spans_open_loop.lost),
+        ("spans lost at the open-loop rate", 0, None if control else on.spans_open_loop.lost),
     ]
     result = []
     for name, limit, value in checks:
         met = None if value is None else (value >= limit if "(>=)" in name else value <= limit)
         result.append({"figure": name, "target": limit, "measured": value, "met": met})
     return result
+
+
+def _label(mode: str, args: argparse.Namespace) -> str:
+    """A row's name: in an A/A run the second sidecar does not export either."""
+    return "off (B)" if args.control and mode == "on" else mode
 
 
 def show(results: dict[str, ModeResult], args: argparse.Namespace) -> None:
@@ -596,7 +605,7 @@ def show(results: dict[str, ModeResult], args: argparse.Namespace) -> None:
         lat, spans = result.latency_ms, result.spans_open_loop
         lags = [run.gen_lag_p99_ms for run in result.runs if run.gen_lag_p99_ms is not None]
         table.add_row(
-            result.mode, _f(lat.p50), _f(lat.p95), _f(lat.p99), _f(lat.max),
+            _label(result.mode, args), _f(lat.p50), _f(lat.p95), _f(lat.p99), _f(lat.max),
             str(sum(run.errors for run in result.runs)),
             _f(max(lags) if lags else None), _f(result.loop_lag_p99_ms), _f(_cpu(result.runs), 0),
             _f(spans.per_s, 0) if result.mode == "on" else "",
@@ -630,7 +639,8 @@ def show(results: dict[str, ModeResult], args: argparse.Namespace) -> None:
         p50 = float(np.mean([run.latency_ms.p50 or 0.0 for run in runs]))
         p99 = float(np.mean([run.latency_ms.p99 or 0.0 for run in runs]))
         table.add_row(
-            result.mode, f"{_rps(runs):.0f}", " / ".join(f"{run.rps:.0f}" for run in runs),
+            _label(result.mode, args), f"{_rps(runs):.0f}",
+            " / ".join(f"{run.rps:.0f}" for run in runs),
             _f(p50), _f(p99), _f(_cpu(runs), 0),
             _f(spans.per_s, 0) if result.mode == "on" else "",
             str(spans.lost) if result.mode == "on" else "",
@@ -638,11 +648,15 @@ def show(results: dict[str, ModeResult], args: argparse.Namespace) -> None:
         )  # fmt: skip
     out.print(table)
 
-    table = Table(title="Targets (issue 14)")
+    table = Table(
+        title="A/A control, neither sidecar exporting: the targets read against noise alone"
+        if args.control
+        else "Targets (issue 14)"
+    )
     for col in ("figure", "target", "measured", "met"):
         table.add_column(col, justify="left" if col == "figure" else "right")
     verdict = {True: "[green]yes[/green]", False: "[red]no[/red]", None: "not measured"}
-    for check in targets(results):
+    for check in targets(results, control=args.control):
         table.add_row(check["figure"], str(check["target"]), str(check["measured"]),
                       verdict[check["met"]])  # fmt: skip
     out.print(table)
@@ -672,6 +686,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--export-elsewhere",
         action="store_true",
         help="put the export process on the other CPUs (SIDECAR_EXPORT_CPUS), not the sidecar's",
+    )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="A/A: start the 'on' sidecar without export too, to see what noise alone reads as",
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     return parser.parse_args(argv)
