@@ -18,7 +18,9 @@ A pattern only proposes; :mod:`sidecar.security.validators` decides::
                       the password of scheme://user:PASSWORD@host  not a placeholder (${..})
     EMAIL             local@domain.tld                             not a file name or scp path
     IBAN              CC00 + the country's length, grouped or not  mod-97
-    CREDIT_CARD       13-19 digits, spaced, dashed or dotted       Luhn, network, grouping
+    CREDIT_CARD       13-19 digits, spaced, dashed or dotted       Luhn, network, grouping;
+                                                                 not after "Order #" or
+                                                                 another id's label
     US_SSN            AAA-GG-SSSS (or unseparated after "SSN")     SSA issuing rules
     PHONE             +CC ..., (NXX) NXX-XXXX, 0NN NNNN NNNN       digit count, NANP rules
     IP_ADDRESS        dotted quad; IPv6 (a trailing :port is cut)  parsers; not versions
@@ -445,10 +447,21 @@ _CARD = re.compile(r"[0-9]{4}(?:[ \-.]?[0-9]){9,15}" + _NUM_AFTER)
 _CARD_PIECES = re.compile(r"([ \-.])")
 
 
+# A number labelled as some other identifier ("Order #4532015112830366", "reference
+# 5876731232411218") is that identifier, however Luhn-valid: one in ten random numbers is.
+_ID_LABEL = re.compile(
+    r"(?i)(?:\b(?:order|invoice|tracking|shipment|parcel|reference|ref|confirmation|booking|"
+    r"reservation|ticket|receipt|serial|sku|isbn|transaction|txn|case|claim|member|customer)"
+    r"(?: (?:number|no\.?|id|code))?[ \t]*[:#]?[ \t]*|#)$"
+)
+
+
 def _cards(text: str, pos: int, end: int) -> Iterator[Found]:
     for m in _bounded(_CARD, text, pos, end, _NUM_BEFORE):
         pieces = _CARD_PIECES.split(m.group())
         if len(pieces) > 1 and pieces[1] == " " and continues_number(text, m.start()):
+            continue
+        if _ID_LABEL.search(text, max(0, m.start() - 40), m.start()):
             continue
         # The pattern may run on into the next number ("4111 ... 1111 2024"): try shorter.
         for keep in range(len(pieces), 0, -2):

@@ -273,3 +273,20 @@ def test_dotted_numbers_that_are_no_card_stay() -> None:
     """Versions, dates and an IP address written with dots are not cards."""
     text = "version 1.2.3.4, build 2024.1111.1111, release 4111.1111.1111.1112"
     assert [span.type for span in find(text)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        ("Order #4532015112830366 shipped today.", False),
+        ("order number: 4532015112830366", False),
+        ("the 16-digit reference 4532015112830366 is an internal ledger id", False),
+        ("Tracking 4532015112830366", False),
+        ("Payment for order 5521 with 4532 0151 1283 0366", True),
+        ("Card #: 4532 0151 1283 0366", True),
+        ("My card is 4532015112830366, order ORD-1", True),
+    ],
+)
+def test_a_luhn_valid_number_labelled_as_another_id_is_not_a_card(text: str, card: bool) -> None:
+    """One random number in ten passes Luhn: the label right before it says what it is."""
+    assert ("CREDIT_CARD" in {span.type for span in find(text)}) is card
