@@ -24,6 +24,7 @@ A pattern only proposes; :mod:`sidecar.security.validators` decides::
     US_SSN            AAA-GG-SSSS (or unseparated after "SSN")     SSA issuing rules
     PHONE             +CC ..., (NXX) NXX-XXXX, 0NN NNNN NNNN       digit count, NANP rules
     IP_ADDRESS        dotted quad; IPv6 (a trailing :port is cut)  parsers; not versions
+                                                                 or section numbers
 
 Speed (this runs on every streamed chunk): Python's engine skips ahead fast only to a literal
 that opens a pattern; a lookbehind, an alternation or a character class first makes it try
@@ -546,13 +547,17 @@ def _country_one(text: str, start: int, parenthesised: bool) -> int:
 
 
 _IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}" + _NUM_AFTER)
-_VERSION_CONTEXT = re.compile(r"(?i)\b(?:version|release|build|ver\.?|v)\s*$")
+# A dotted quad that numbers a version or a part of a document ("Chapter 3.2.1.4", "§ 4.1.2.3")
+_VERSION_CONTEXT = re.compile(
+    r"(?i)(?:\b(?:version|release|build|ver\.?|v|chapter|ch\.|section|sec\.|clause|article|"
+    r"art\.|paragraph|para\.|figure|fig\.|table|step|appendix|exercise)|\u00a7)\s*$"
+)
 
 
 def _ipv4s(text: str, pos: int, end: int) -> Iterator[Found]:
     for m in _bounded(_IPV4, text, pos, end, _ALNUM | {"_", ".", "-"}):
         if v.ipv4(m.group()) and not _VERSION_CONTEXT.search(
-            text, max(0, m.start() - 12), m.start()
+            text, max(0, m.start() - 14), m.start()
         ):
             yield m.start(), m.end(), "IP_ADDRESS"
 

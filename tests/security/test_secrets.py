@@ -290,3 +290,18 @@ def test_dotted_numbers_that_are_no_card_stay() -> None:
 def test_a_luhn_valid_number_labelled_as_another_id_is_not_a_card(text: str, card: bool) -> None:
     """One random number in ten passes Luhn: the label right before it says what it is."""
     assert ("CREDIT_CARD" in {span.type for span in find(text)}) is card
+
+
+@pytest.mark.parametrize(
+    ("text", "ip"),
+    [
+        ("Chapter 3.2.1.4 covers it", False),
+        ("see section 10.1.2.3 below", False),
+        ("\u00a7 4.1.2.3 of the contract", False),
+        ("Fig. 1.2.3.4 shows the flow", False),
+        ("the server at 10.1.2.3 answered", True),
+        ("Step 1: connect to 192.168.1.20", True),
+    ],
+)
+def test_a_dotted_quad_numbering_a_section_is_not_an_address(text: str, ip: bool) -> None:
+    assert ("IP_ADDRESS" in {span.type for span in find(text)}) is ip
