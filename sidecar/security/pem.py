@@ -9,6 +9,7 @@ body is read as lines until one of these::
     base64 (A-Z a-z 0-9 + / = and \\)        goes on
     "Proc-Type: 4,ENCRYPTED" before data    goes on (encrypted PEM headers)
     one blank line                          goes on; a second one ends it at the last data
+                                            (the header's own line end is none)
     anything else                           ends at the last data (or at the line's leading
                                             base64 run, if it is at least 16 characters)
 
@@ -121,7 +122,9 @@ class PemBody:
             self.material += _base64_run(content)
             self.end = start + footer.end()
         elif not content.strip():
-            self._blank += 1
+            # The header's own line ending is no blank line: an OpenPGP armor goes header,
+            # blank line, data.
+            self._blank += start > 0
             if self._blank > 1:
                 self.end = self.committed
         elif _BASE64.fullmatch(content):

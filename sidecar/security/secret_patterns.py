@@ -23,6 +23,7 @@ A pattern only proposes; :mod:`sidecar.security.validators` decides::
                                                                  another id's label
     US_SSN            AAA-GG-SSSS (or unseparated after "SSN")     SSA issuing rules
     PHONE             +CC ..., (NXX) NXX-XXXX, 0NN NNNN NNNN       digit count, NANP rules
+                      (or unseparated after "phone:")
     IP_ADDRESS        dotted quad; IPv6 (a trailing :port is cut)  parsers; not versions
                                                                  or section numbers
 
@@ -492,9 +493,18 @@ _PHONE_NANP = (
     re.compile(r"[0-9]{3}([ .\-])[0-9]{3}\1[0-9]{4}" + _NUM_AFTER),  # 415-555-2671
     re.compile(r"1([ .\-])[0-9]{3}\1[0-9]{3}\1[0-9]{4}" + _NUM_AFTER),  # 1-800-555-0199
 )
-# National numbers with a trunk 0: 020 7946 0958, 07700 900123, 030 1234567, 06 84 42 10 25.
+# National numbers with a trunk 0: 020 7946 0958, (020) 7946 0958, 07700 900123, 030 1234567,
+# 06 84 42 10 25.
 _PHONE_TRUNK = re.compile(
-    r"0[0-9]{1,4}([ .\-])[0-9]{2,8}(?:\1[0-9]{2,8}){0,3}(?![A-Za-z0-9_\-:/]|\.[0-9])"
+    r"(?:0[0-9]{1,4}|\(0[0-9]{1,4}\))([ .\-])[0-9]{2,8}(?:\1[0-9]{2,8}){0,3}"
+    r"(?![A-Za-z0-9_\-:/]|\.[0-9])"
+)
+# Digits run together are a phone number only where the text calls them one ("phone:
+# 4155552671", "tel. 02079460958"); anywhere else ten digits are an id, an amount, a timestamp.
+_PHONE_RUN = re.compile(r"[0-9]{10,11}" + _NUM_AFTER)
+_PHONE_LABEL = re.compile(
+    r"(?i)\b(?:phone|telephone|tel|mobile|cell|fax|call|whatsapp)"
+    r"(?: (?:no\.?|number|#))?[ \t]*[:.#]?[ \t]*$"
 )
 _DIGIT = re.compile(r"[0-9]")
 _TRUNK_ZERO = re.compile(r"\(0\)")
@@ -517,6 +527,11 @@ def _phones(text: str, pos: int, end: int) -> Iterator[Found]:
                 yield _country_one(text, m.start(), m.re is _PHONE_NANP[0]), m.end(), "PHONE"
     for m in _bounded(_PHONE_TRUNK, text, pos, end, _NUM_BEFORE):
         if 10 <= len(_digits(m.group())) <= 12 and not continues_number(text, m.start()):
+            yield m.start(), m.end(), "PHONE"
+    for m in _bounded(_PHONE_RUN, text, pos, end, _NUM_BEFORE):
+        number = m.group()
+        national = number[0] == "0" or v.nanp(number)
+        if national and _PHONE_LABEL.search(text, max(0, m.start() - 24), m.start()):
             yield m.start(), m.end(), "PHONE"
 
 

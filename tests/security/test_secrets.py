@@ -305,3 +305,21 @@ def test_a_luhn_valid_number_labelled_as_another_id_is_not_a_card(text: str, car
 )
 def test_a_dotted_quad_numbering_a_section_is_not_an_address(text: str, ip: bool) -> None:
     assert ("IP_ADDRESS" in {span.type for span in find(text)}) is ip
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        ("Call (020) 7946 0958 after nine", "(020) 7946 0958"),
+        ("phone: 4155552671", "4155552671"),
+        ("Tel. 02079460958", "02079460958"),
+        ("Call ID: 4155552671", None),  # an id that follows "call", not a number to call
+        ("Order 4155552671 shipped", None),  # ten digits with no label are an id
+        ("phone: 1234567890", None),  # not a North American number
+    ],
+)
+def test_phone_numbers_with_a_bracketed_trunk_code_or_run_together_after_a_label(
+    text: str, phone: str | None
+) -> None:
+    found = [text[span.start : span.end] for span in find(text) if span.type == "PHONE"]
+    assert found == ([phone] if phone else [])

@@ -716,3 +716,22 @@ def test_responses_and_legacy_answers_and_blocks() -> None:
     unchanged = orjson.dumps({"choices": [{"index": 0, "message": {"content": "nothing here"}}]})
     assert redact_body(unchanged, "redact")[0] is unchanged
     assert redact_body(b"not json", "redact")[0] == b"not json"
+
+
+PGP_KEY = (
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n"
+    "lQOYBF0n8xUBCAC3q1aZ9fXk2hG7mN4pR8sT1vW6yB3cD5eF0gH2iJ4kL6mN8oP0qR2s\n"
+    "T4uV6wX8yZ0aB2cD4eF6gH8iJ0kL2mN4oP6qR8sT0uV2wX4yZ6aB8cD0eF2gH4iJ6kL8m\n"
+    "=Xy4Z\n-----END PGP PRIVATE KEY BLOCK-----"
+)
+
+
+@pytest.mark.parametrize("cut", [1, 7, 38, 39, 40, 64])
+def test_an_openpgp_armor_with_a_blank_line_after_its_header_is_a_key(cut: int) -> None:
+    """OpenPGP armor is header, blank line, data: the header's own line end is no blank
+    line, whole or streamed in pieces of any size."""
+    text = f"Key:\n{PGP_KEY}\nKeep it safe."
+    expected = f"Key:\n{marker('PRIVATE_KEY')}\nKeep it safe."
+    assert redact(text, "redact").text == expected
+    out, _ = streamed(text, list(range(cut, len(text), cut)))
+    assert out == expected
