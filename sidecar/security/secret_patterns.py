@@ -341,9 +341,11 @@ def _placeholder(value: str) -> bool:
 
 
 _EMAIL_LOCAL = _chars("A-Za-z0-9") | set("._%+-")
+# Labels of letters and digits of any script (an internationalised domain, "münchen.de"), so
+# an address is redacted whole rather than cut where its first accented letter is.
 _EMAIL_DOMAIN = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
-    r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+    r"(?:[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?\.)+[^\W\d_]{2,24}"
+    r"(?![^\W_]|-|\.[^\W_])"
 )
 _FILE_EXTENSIONS = frozenset(
     (
@@ -357,7 +359,7 @@ def _emails(text: str, pos: int, end: int) -> Iterator[Found]:
     at = text.find("@", pos, end)
     while at >= 0:
         start = at
-        while start > max(0, at - 64) and text[start - 1] in _EMAIL_LOCAL:
+        while start > max(0, at - 64) and _local_char(text, start - 1):
             start -= 1
         domain = _EMAIL_DOMAIN.match(text, at + 1)
         if domain is not None and _email_ok(text, start, at, domain.end()) and start >= pos:
@@ -365,11 +367,23 @@ def _emails(text: str, pos: int, end: int) -> Iterator[Found]:
         at = text.find("@", at + 1, end)
 
 
+def _local_char(text: str, i: int) -> bool:
+    """Whether ``text[i]`` can be part of an address's local part: ASCII letters, digits and
+    ``._%+-``, a letter or digit of another script ("jürgen"), or an apostrophe inside a name
+    ("o'brien", not the quote before "'ana@...")."""
+    char = text[i]
+    if char in _EMAIL_LOCAL:
+        return True
+    if char == "'":
+        return 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha()
+    return not char.isascii() and char.isalnum()
+
+
 def _email_ok(text: str, start: int, at: int, end: int) -> bool:
     local = text[start:at]
-    if not local or text[start] not in _ALNUM or local.endswith(".") or ".." in text[start:end]:
+    if not local or not text[start].isalnum() or local.endswith(".") or ".." in text[start:end]:
         return False
-    if start > 0 and text[start - 1] in _EMAIL_LOCAL:
+    if start > 0 and _local_char(text, start - 1):
         return False  # longer than an address's local part
     if text[start:end].rsplit(".", 1)[1].lower() in _FILE_EXTENSIONS:
         return False  # image@2x.png

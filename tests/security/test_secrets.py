@@ -323,3 +323,22 @@ def test_phone_numbers_with_a_bracketed_trunk_code_or_run_together_after_a_label
 ) -> None:
     found = [text[span.start : span.end] for span in find(text) if span.type == "PHONE"]
     assert found == ([phone] if phone else [])
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("Kontakt: jürgen@example.de", "jürgen@example.de"),
+        ("email: o'brien@example.ie", "o'brien@example.ie"),
+        ("info@münchen.de ist erreichbar", "info@münchen.de"),
+        ("write to 'ana@example.com' now", "ana@example.com"),  # quotes around, not inside
+        ("foo@bar-.io", None),
+    ],
+)
+def test_addresses_with_letters_of_other_scripts_are_redacted_whole(
+    text: str, address: str | None
+) -> None:
+    """A local part or domain with an accented letter, or an apostrophe inside a name, was cut
+    there, leaving the start of the address in the answer."""
+    found = [text[span.start : span.end] for span in find(text) if span.type == "EMAIL"]
+    assert found == ([address] if address else [])
