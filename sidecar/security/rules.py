@@ -2525,9 +2525,8 @@ RULES: tuple[Rule, ...] = (
         "indirect_injection",
         0.6,
         "ai assistant llm chatbot",
-        rf"\b(?:the )?(?:ai|assistant|llm|chatbot) {_MUST} (?:now|immediately|"
-        r"instead)"
-        r" (?:also )?(?:call|invoke|run|execute|use|trigger)\w* (?:the )?(?:tool |function )?"
+        rf"\b(?:the )?(?:ai|assistant|llm|chatbot) {_MUST} (?:now|immediately|instead) "
+        r"(?:also )?(?:call|invoke|run|execute|use|trigger)\w* (?:the )?(?:tool |function )?"
         r"`?[a-z_][\w.]*\(",
         also=_MUST_WORDS,
     ),
