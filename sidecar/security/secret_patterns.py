@@ -174,7 +174,7 @@ _SCHEME = re.compile(r"[ \t]+")
 _SECRET_WORDS = (
     "secret", "token", "password", "passwd", "passphrase", "pwd", "apikey", "accesskey",
     "authkey", "privatekey", "credential", "signingkey", "sessionkey", "encryptionkey",
-    "authorization",
+    "authorization", "accountkey",  # Azure storage: "...;AccountKey=<base64>;..."
 )  # fmt: skip
 _NOT_SECRET_KEYS = (
     "tokens", "count", "type", "url", "uri", "path", "file", "name", "length", "limit", "size",

@@ -334,3 +334,11 @@ def test_addresses_with_letters_of_other_scripts_are_redacted_whole(
     there, leaving the start of the address in the answer."""
     found = [text[span.start : span.end] for span in find(text) if span.type == "EMAIL"]
     assert found == ([address] if address else [])
+
+
+def test_an_azure_storage_connection_string_has_its_account_key_redacted() -> None:
+    key = "Zq7Xw2Lk9Pm4Nv8Rt3Ys6Ub1Qa5Wc0EdFg7Hi8Jk9Lm0No1Pq2Rs3Tu4Vw5Xy6Za7Bc8De9=="
+    text = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={key};EndpointSuffix=x.net"
+    start = text.index(key)
+    assert find(text) == [Span(start, start + len(key), "GENERIC_SECRET")]
+    assert find("AccountKey=<your-account-key>") == []
