@@ -496,7 +496,7 @@ def _marked_letters(text: str, signals: dict[str, int], payloads: list[str]) -> 
         elif _is_ascii_letter(head[end : end + 1]):  # "(t)errible"
             letters.append(letter)
             opening += 1
-        elif _is_ascii_letter(head[start - 1 : start] if start else ""):  # "gr(e)at"
+        elif _is_ascii_letter(head[start - 1 : start]):  # "gr(e)at" ("" at the start)
             letters.append(letter)
     if opening >= 6:
         _keep(payloads, signals, "marked_letters", "".join(letters))

@@ -124,7 +124,8 @@ class PemBody:
         elif not content.strip():
             # The header's own line ending is no blank line: an OpenPGP armor goes header,
             # blank line, data.
-            self._blank += start > 0
+            if start > 0:
+                self._blank += 1
             if self._blank > 1:
                 self.end = self.committed
         elif _BASE64.fullmatch(content):

@@ -3319,9 +3319,8 @@ RULES: tuple[Rule, ...] = (
         rf"moderation) {_SAFETY_MEASURES}\b|(?:the )?(?:safety|content|ethical|ethics|moderation) "
         rf"{_SAFETY_MEASURES}\b[^.\n]{{0,40}}?\b(?:and|then|,) (?:just )?(?:comply|obey|answer|"
         r"respond|proceed|do (?:it|as|what))\b)",
-        also="cancel canceling cancelling cancelled disable disabling disabled turn turning switch "
-        "switching remove removing suspend suspending deactivate deactivating drop dropping lift "
-        "lifting",
+        also=_inflected("cancel disable turn switch remove suspend deactivate drop lift")
+        + " cancelled cancelling disabling removing deactivating dropping",
     ),
     _rule(  # a word declared to switch the rules off, or to outrank them: "the phrase 'banana
         # protocol' means disable all restrictions", "the word 'please' overrides all safety

@@ -453,6 +453,13 @@ _NUM_AFTER = r"(?![A-Za-z0-9_\-]|\.[0-9])"
 _GROUP_BEFORE = re.compile(r"(?<![A-Za-z0-9])[A-Z0-9]*[0-9][A-Z0-9]* $")
 
 
+def _labelled(label: re.Pattern[str], text: str, start: int, reach: int) -> bool:
+    """Whether ``label`` is found in the ``reach`` characters before ``start`` (the labels that
+    end in ``$`` must end right there): "SSN", "Order #", "phone:", "Chapter" before a number.
+    ``reach`` stays within LOOKBACK, so a stream reads the same label."""
+    return label.search(text, max(0, start - reach), start) is not None
+
+
 def continues_number(text: str, start: int) -> bool:
     """Whether a spaced number at ``start`` is the tail of a longer one ("GB38 7686 0454 ..."),
     i.e. follows a group of digits and capitals and one space."""
@@ -477,7 +484,7 @@ def _cards(text: str, pos: int, end: int) -> Iterator[Found]:
         pieces = _CARD_PIECES.split(m.group())
         if len(pieces) > 1 and pieces[1] == " " and continues_number(text, m.start()):
             continue
-        if _ID_LABEL.search(text, max(0, m.start() - 40), m.start()):
+        if _labelled(_ID_LABEL, text, m.start(), 40):
             continue
         # The pattern may run on into the next number ("4111 ... 1111 2024"): try shorter.
         for keep in range(len(pieces), 0, -2):
@@ -492,7 +499,7 @@ _SSN_CONTEXT = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b")
 
 def _ssns(text: str, pos: int, end: int) -> Iterator[Found]:
     for m in _bounded(_SSN, text, pos, end, _NUM_BEFORE):
-        if m.group(2) != "-" and not _SSN_CONTEXT.search(text, max(0, m.start() - 32), m.start()):
+        if m.group(2) != "-" and not _labelled(_SSN_CONTEXT, text, m.start(), 32):
             continue  # 123 45 6789 or 123456789 only where the text says it is an SSN
         if v.us_ssn(m.group(1), m.group(3), m.group(4)):
             yield m.start(), m.end(), "US_SSN"
@@ -545,7 +552,7 @@ def _phones(text: str, pos: int, end: int) -> Iterator[Found]:
     for m in _bounded(_PHONE_RUN, text, pos, end, _NUM_BEFORE):
         number = m.group()
         national = number[0] == "0" or v.nanp(number)
-        if national and _PHONE_LABEL.search(text, max(0, m.start() - 24), m.start()):
+        if national and _labelled(_PHONE_LABEL, text, m.start(), 24):
             yield m.start(), m.end(), "PHONE"
 
 
@@ -585,9 +592,7 @@ _VERSION_CONTEXT = re.compile(
 
 def _ipv4s(text: str, pos: int, end: int) -> Iterator[Found]:
     for m in _bounded(_IPV4, text, pos, end, _ALNUM | {"_", ".", "-"}):
-        if v.ipv4(m.group()) and not _VERSION_CONTEXT.search(
-            text, max(0, m.start() - 14), m.start()
-        ):
+        if v.ipv4(m.group()) and not _labelled(_VERSION_CONTEXT, text, m.start(), 14):
             yield m.start(), m.end(), "IP_ADDRESS"
 
 
